@@ -1,0 +1,137 @@
+import { readFileSync } from 'node:fs';
+import { envSchema, secretVariables, type BenjiModeName, type Env } from './env-schema.js';
+
+export interface Config {
+  readonly http: {
+    readonly host: string;
+    readonly publicPort: number;
+    readonly internalPort: number;
+    readonly trustProxy: boolean | number | string | undefined;
+    readonly corsOrigins: readonly string[];
+    readonly shutdownTimeoutMs: number;
+  };
+  readonly logLevel: Env['LOG_LEVEL'];
+  readonly redis: { readonly url: string; readonly keyPrefix: string } | undefined;
+  readonly benji: {
+    readonly baseUrl: string;
+    readonly apiKey: string;
+    readonly partnershipId: string;
+    readonly displayName: string | undefined;
+    readonly allowedModes: readonly BenjiModeName[];
+    readonly maxTransferAmount: number | undefined;
+    readonly timeoutMs: number;
+  };
+  readonly frontendAuth: FrontendAuthConfig;
+  readonly connectTokenRateLimit: number;
+}
+
+export type FrontendAuthConfig =
+  | { readonly mode: 'none' }
+  | {
+      readonly mode: 'jwt';
+      readonly secret: string | undefined;
+      readonly jwksUrl: string | undefined;
+      readonly issuer: string | undefined;
+      readonly audience: string | undefined;
+      readonly userClaim: string;
+    };
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
+
+type RawEnv = Record<string, string | undefined>;
+
+/**
+ * Parses the environment once. Every problem is collected and named by its variable; values are
+ * never echoed, so secrets cannot leak into start-up output.
+ */
+export function loadConfig(env: RawEnv, readFile: (path: string) => string = (path) => readFileSync(path, 'utf8')): ConfigResult {
+  const problems: string[] = [];
+  const input = withSecretFiles(withoutEmpty(env), readFile, problems);
+
+  const parsed = envSchema.safeParse(input);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0] ?? 'environment');
+      problems.push(`${name}: ${issue.code === 'invalid_type' && input[name] === undefined ? 'is required' : issue.message}`);
+    }
+  }
+  // Cross-variable rules are checked on the raw input so they are reported even when a field fails.
+  if ((input.FRONTEND_AUTH ?? 'jwt') === 'jwt' && input.FRONTEND_JWT_SECRET === undefined && input.FRONTEND_JWKS_URL === undefined) {
+    problems.push('FRONTEND_JWT_SECRET: FRONTEND_JWT_SECRET or FRONTEND_JWKS_URL is required when FRONTEND_AUTH=jwt');
+  }
+  if (!parsed.success || problems.length > 0) return { ok: false, problems };
+  return { ok: true, config: deepFreeze(toConfig(parsed.data)) };
+}
+
+function toConfig(env: Env): Config {
+  return {
+    http: {
+      host: env.HOST,
+      publicPort: env.PORT,
+      internalPort: env.INTERNAL_PORT,
+      trustProxy: env.TRUST_PROXY,
+      corsOrigins: env.CORS_ORIGINS,
+      shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    },
+    logLevel: env.LOG_LEVEL,
+    redis: env.REDIS_URL === undefined ? undefined : { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
+    benji: {
+      baseUrl: env.BENJI_BASE_URL,
+      apiKey: env.BENJI_API_KEY,
+      partnershipId: env.BENJI_PARTNERSHIP_ID,
+      displayName: env.BENJI_DISPLAY_NAME,
+      allowedModes: env.BENJI_ALLOWED_MODES,
+      maxTransferAmount: env.BENJI_MAX_TRANSFER_AMOUNT,
+      timeoutMs: env.BENJI_TIMEOUT_MS,
+    },
+    frontendAuth:
+      env.FRONTEND_AUTH === 'none'
+        ? { mode: 'none' }
+        : {
+            mode: 'jwt',
+            secret: env.FRONTEND_JWT_SECRET,
+            jwksUrl: env.FRONTEND_JWKS_URL,
+            issuer: env.FRONTEND_JWT_ISSUER,
+            audience: env.FRONTEND_JWT_AUDIENCE,
+            userClaim: env.FRONTEND_USER_CLAIM,
+          },
+    connectTokenRateLimit: env.CONNECT_TOKEN_RATE_LIMIT,
+  };
+}
+
+/** `FOO=` in a .env file means "not set", not "set to the empty string". */
+function withoutEmpty(env: RawEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && value.trim() !== '') out[name] = value;
+  }
+  return out;
+}
+
+function withSecretFiles(env: Record<string, string>, readFile: (path: string) => string, problems: string[]): Record<string, string> {
+  const out = { ...env };
+  for (const name of secretVariables) {
+    const path = env[`${name}_FILE`];
+    if (path === undefined) continue;
+    if (env[name] !== undefined) {
+      problems.push(`${name}: set either ${name} or ${name}_FILE, not both`);
+      continue;
+    }
+    try {
+      // Files written by editors and secret managers often end with a newline that is not part of the secret.
+      const value = readFile(path).replace(/\r?\n$/, '');
+      if (value.trim() !== '') out[name] = value;
+    } catch (error) {
+      problems.push(`${name}_FILE: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  return out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,50 @@
+import { createHash } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { AppError } from '../errors.js';
+import type { FrontendUser } from './frontend-auth.js';
+
+export interface ConnectRateLimitOptions {
+  perMinute: number;
+  /** Shared counters for every replica; memory only when absent. */
+  redis: Redis | undefined;
+  keyPrefix: string;
+}
+
+/**
+ * Connect tokens per minute per verified user (per client IP when anonymous). With Redis the count is
+ * shared by all replicas; when Redis fails, each replica falls back to its own memory count rather
+ * than failing the request — a limit that is briefly per-replica beats a 500.
+ */
+export function connectRateLimit({ perMinute, redis, keyPrefix }: ConnectRateLimitOptions): RequestHandler {
+  const memory = new RateLimiterMemory({ points: perMinute, duration: 60 });
+  const limiter =
+    redis === undefined
+      ? memory
+      : new RateLimiterRedis({
+          storeClient: redis,
+          points: perMinute,
+          duration: 60,
+          keyPrefix: `${keyPrefix}ratelimit:connect`,
+          insuranceLimiter: memory,
+          rejectIfRedisNotReady: true,
+        });
+
+  return async (req, res, next) => {
+    const { userId } = res.locals.user as FrontendUser;
+    // User ids are hashed so that Redis holds no identifiers of people.
+    const key = userId === undefined ? `ip:${req.ip ?? 'unknown'}` : `user:${createHash('sha256').update(userId).digest('base64url')}`;
+    try {
+      const result = await limiter.consume(key);
+      res.setHeader('ratelimit-limit', String(perMinute));
+      res.setHeader('ratelimit-remaining', String(result.remainingPoints));
+    } catch (error) {
+      if (!(error instanceof RateLimiterRes)) throw error;
+      throw new AppError('rate_limited', `At most ${perMinute} connect tokens per minute; try again later.`, {
+        retryAfterS: Math.max(1, Math.ceil(error.msBeforeNext / 1000)),
+      });
+    }
+    next();
+  };
+}

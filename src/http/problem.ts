@@ -1,0 +1,59 @@
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
+import { AppError, errorCatalog } from '../errors.js';
+
+/**
+ * The one place where errors become HTTP answers: RFC 9457 problem+json with a stable `code` and
+ * the request id. 5xx details stay in the log (through pino-http's `res.err`), never in the body.
+ */
+export function sendProblem(req: Request, res: Response, error: AppError): void {
+  res.locals.problem = error.code;
+  if (error.status >= 500) (res as Response & { err?: unknown }).err = error;
+  if (error.retryAfterS !== undefined) res.setHeader('retry-after', String(error.retryAfterS));
+  if (error.status === 401) res.setHeader('www-authenticate', 'Bearer');
+  res
+    .status(error.status)
+    .type('application/problem+json')
+    .setHeader('cache-control', 'no-store')
+    .send(
+      JSON.stringify({
+        type: 'about:blank',
+        title: errorCatalog[error.code].title,
+        status: error.status,
+        detail: error.message,
+        code: error.code,
+        requestId: req.id,
+      }),
+    );
+}
+
+/** Errors thrown by body parsing and friends carry `type`/`status`; everything else is a bug. */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  const { type, status } = (error ?? {}) as { type?: string; status?: number };
+  switch (type) {
+    case 'entity.parse.failed':
+      return new AppError('invalid_request', 'The body is not valid JSON.');
+    case 'entity.too.large':
+      return new AppError('payload_too_large', 'The body is too large.');
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new AppError('unsupported_media_type', 'The body must be UTF-8 JSON.');
+  }
+  if (typeof status === 'number' && status >= 400 && status < 500) return new AppError('invalid_request');
+  return new AppError('internal_error', 'Something went wrong on our side.', { cause: error });
+}
+
+export const problemHandler: ErrorRequestHandler = (error, req, res, _next) => {
+  const appError = toAppError(error);
+  if (res.headersSent) {
+    // A response already under way (a stream) cannot become a problem; cut it so the client sees the failure.
+    (res as Response & { err?: unknown }).err = appError;
+    res.destroy();
+    return;
+  }
+  sendProblem(req, res, appError);
+};
+
+export const notFound: RequestHandler = (_req, _res, next) => {
+  next(new AppError('not_found', 'There is no such route on this port.'));
+};

@@ -1,0 +1,53 @@
+import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+
+export type { Logger };
+
+/**
+ * Paths censored wherever they appear in a log object. Request logs carry only an allow-listed set
+ * of headers (see http/request-logging.ts); this list is the second line of defence, so that a
+ * careless `log.info({ headers })` or `log.info({ token })` still prints nothing secret.
+ */
+const redactPaths = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'res.headers["set-cookie"]',
+  'headers.authorization',
+  'headers.cookie',
+  'headers["set-cookie"]',
+  'headers["x-api-key"]',
+  '*.authorization',
+  '*.password',
+  '*.apiKey',
+  '*.secret',
+  '*.token',
+  '*.accessToken',
+  '*.refreshToken',
+  '*.access_token',
+  '*.refresh_token',
+  'password',
+  'apiKey',
+  'secret',
+  'token',
+  'accessToken',
+  'refreshToken',
+  'access_token',
+  'refresh_token',
+];
+
+export interface LoggerOptions {
+  level: LevelWithSilent;
+  /** Where JSON lines go; stdout when absent. Tests pass a capturing stream. */
+  destination?: DestinationStream;
+}
+
+export function createLogger({ level, destination }: LoggerOptions): Logger {
+  const options = {
+      level,
+      base: { service: 'token-broker' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: redactPaths, censor: '[redacted]' },
+      formatters: { level: (label: string) => ({ level: label }) },
+  };
+  return destination === undefined ? pino(options) : pino(options, destination);
+}

@@ -1,0 +1,99 @@
+import { Pool } from 'undici';
+import { z } from 'zod';
+import { AppError } from '../../errors.js';
+import { callUpstream, parseJson, retryAfterSeconds } from '../upstream-call.js';
+
+/** Benji's numeric connect modes (there is no 2). */
+export const benjiModeNumbers = { connect: 1, transfer: 3, redeem: 4 } as const;
+
+export interface ConnectTokenRequest {
+  mode: 1 | 3 | 4;
+  displayName?: string | undefined;
+  userExternalId?: string | undefined;
+  transfer?: { amount: number; allowsEditing: boolean } | undefined;
+}
+
+export interface ConnectToken {
+  token: string;
+  /** Empty when hosted connect is not enabled for the account. */
+  connectUrl: string;
+}
+
+export interface BenjiClient {
+  createConnectToken(request: ConnectTokenRequest, context: { requestId: string }): Promise<ConnectToken>;
+  close(): Promise<void>;
+}
+
+export interface BenjiClientOptions {
+  baseUrl: string;
+  apiKey: string;
+  partnershipId: string;
+  timeoutMs: number;
+}
+
+const successBody = z.object({
+  data: z.object({
+    token: z.string().min(1),
+    connect_url: z.string().nullish(),
+  }),
+});
+
+/** Benji names its error under `error` on some endpoints and `code` on others. */
+const errorBody = z.object({ error: z.string().optional(), code: z.string().optional() }).loose();
+
+export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
+  const base = new URL(options.baseUrl);
+  const pool = new Pool(base.origin, { connections: 32, keepAliveTimeout: 30_000 });
+  const connectPath = `${base.pathname.replace(/\/+$/, '')}/auth/connect`;
+
+  return {
+    async createConnectToken(request, { requestId }) {
+      const body = {
+        partnership_id: options.partnershipId,
+        mode: request.mode,
+        ...(request.displayName !== undefined && { display_name: request.displayName }),
+        ...(request.userExternalId !== undefined && { user_external_id: request.userExternalId }),
+        ...(request.transfer !== undefined && {
+          custom_attributes: {
+            actions: [{ mode: benjiModeNumbers.transfer, amount: request.transfer.amount, allows_editing: request.transfer.allowsEditing }],
+          },
+        }),
+      };
+      const response = await callUpstream('benji', options.timeoutMs, async (signal) => {
+        const { statusCode, headers, body: reply } = await pool.request({
+          path: connectPath,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json', 'x-api-key': options.apiKey, 'x-request-id': requestId },
+          body: JSON.stringify(body),
+          signal,
+        });
+        return { statusCode, headers, payload: parseJson(await reply.text()) };
+      });
+      const { payload } = response;
+
+      if (response.statusCode !== 200) {
+        const parsedError = errorBody.safeParse(payload);
+        const benjiError = parsedError.success ? (parsedError.data.error ?? parsedError.data.code) : undefined;
+        const logFields = { upstream: 'benji', upstreamStatus: response.statusCode, benjiError };
+        if (response.statusCode === 429) {
+          const retryAfterS = retryAfterSeconds(response.headers['retry-after'], Date.now(), 60);
+          throw new AppError('upstream_throttled', 'Benji is throttling requests; try again later.', { retryAfterS, logFields });
+        }
+        const detail = response.statusCode === 401 || response.statusCode === 403 ? 'Benji rejected the broker’s credentials.' : 'Benji could not issue a token.';
+        throw new AppError('upstream_error', detail, { logFields });
+      }
+
+      const parsed = successBody.safeParse(payload);
+      if (!parsed.success) {
+        throw new AppError('upstream_error', 'Benji sent a reply the broker does not understand.', {
+          logFields: { upstream: 'benji', upstreamStatus: response.statusCode, reason: 'unexpected reply shape' },
+        });
+      }
+      return { token: parsed.data.data.token, connectUrl: parsed.data.data.connect_url ?? '' };
+    },
+
+    async close() {
+      await pool.close();
+    },
+  };
+}

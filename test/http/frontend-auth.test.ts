@@ -1,0 +1,143 @@
+import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
+import request from 'supertest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeBenji, type FakeBenji } from '../../src/sandbox/fake-benji.js';
+import { benjiApiKey, buildBroker, type TestBroker } from '../support/broker.js';
+import { jwtSecret, signUserToken, startJwksServer, type JwksServer } from '../support/jwt.js';
+
+let benji: FakeBenji;
+let jwks: JwksServer;
+const brokers: TestBroker[] = [];
+
+beforeAll(async () => {
+  benji = await startFakeBenji({ apiKey: benjiApiKey });
+  jwks = await startJwksServer();
+});
+afterAll(async () => {
+  await Promise.all(brokers.map((b) => b.close()));
+  await benji.close();
+  await jwks.close();
+});
+afterEach(() => {
+  benji.requests.length = 0;
+  jwks.setBroken(false);
+});
+
+function broker(env: Record<string, string | undefined> = {}) {
+  const built = buildBroker({ BENJI_BASE_URL: benji.url, ...env });
+  brokers.push(built);
+  return built.broker.publicApp;
+}
+
+function ask(app: ReturnType<typeof broker>, authorization?: string) {
+  const call = request(app).post('/v1/benji/connect-token');
+  if (authorization !== undefined) call.set('authorization', authorization);
+  return call.send({ mode: 'connect' });
+}
+
+const sentUserId = () => (benji.requests.at(-1)?.body as { user_external_id?: string } | undefined)?.user_external_id;
+
+describe('frontend authentication with an HS256 secret', () => {
+  it('refuses a call without a token: 401 problem with WWW-Authenticate, Benji not called', async () => {
+    const app = broker();
+    for (const header of [undefined, 'Basic dXNlcjpwYXNz', 'Bearer', 'Bearer not-a-jwt']) {
+      const res = await ask(app, header);
+      expect(res.status).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.body.code).toBe('unauthenticated');
+    }
+    expect(benji.requests).toHaveLength(0);
+  });
+
+  it('refuses a token signed with another secret, an unsigned token, and a token without exp', async () => {
+    const app = broker();
+    const otherSecret = await signUserToken({ sub: 'u' }, { key: new TextEncoder().encode('another-secret-that-is-long-enough-0000') });
+    const unsigned = new UnsecuredJWT({ sub: 'u' }).setExpirationTime('5m').encode();
+    const noExp = await new SignJWT({ sub: 'u' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(jwtSecret));
+    for (const token of [otherSecret, unsigned, noExp]) {
+      const res = await ask(app, `Bearer ${token}`);
+      expect(res.status).toBe(401);
+    }
+    expect(benji.requests).toHaveLength(0);
+  });
+
+  it('enforces exp and nbf with 30 seconds of tolerance', async () => {
+    const app = broker();
+    expect((await ask(app, `Bearer ${await signUserToken({ sub: 'u' }, { expiresInS: -20 })}`)).status).toBe(200);
+    expect((await ask(app, `Bearer ${await signUserToken({ sub: 'u' }, { expiresInS: -40 })}`)).status).toBe(401);
+    expect((await ask(app, `Bearer ${await signUserToken({ sub: 'u' }, { notBeforeS: 20 })}`)).status).toBe(200);
+    expect((await ask(app, `Bearer ${await signUserToken({ sub: 'u' }, { notBeforeS: 40 })}`)).status).toBe(401);
+  });
+
+  it('checks issuer and audience when configured', async () => {
+    const app = broker({ FRONTEND_JWT_ISSUER: 'https://id.example.com', FRONTEND_JWT_AUDIENCE: 'rewards-app' });
+    const good = await signUserToken({ sub: 'u', iss: 'https://id.example.com', aud: 'rewards-app' });
+    const wrongIssuer = await signUserToken({ sub: 'u', iss: 'https://evil.example.com', aud: 'rewards-app' });
+    const wrongAudience = await signUserToken({ sub: 'u', iss: 'https://id.example.com', aud: 'other-app' });
+    expect((await ask(app, `Bearer ${good}`)).status).toBe(200);
+    expect((await ask(app, `Bearer ${wrongIssuer}`)).status).toBe(401);
+    expect((await ask(app, `Bearer ${wrongAudience}`)).status).toBe(401);
+  });
+
+  it('takes the user id from the configured claim, and refuses a token without it', async () => {
+    const app = broker({ FRONTEND_USER_CLAIM: 'uid' });
+    expect((await ask(app, `Bearer ${await signUserToken({ sub: 'ignored', uid: 'member-77' })}`)).status).toBe(200);
+    expect(sentUserId()).toBe('member-77');
+    expect((await ask(app, `Bearer ${await signUserToken({ uid: 4242 })}`)).status).toBe(200);
+    expect(sentUserId()).toBe('4242');
+    const res = await ask(app, `Bearer ${await signUserToken({ sub: 'only-sub' })}`);
+    expect(res.status).toBe(401);
+    expect(benji.requests).toHaveLength(2);
+  });
+});
+
+describe('frontend authentication with a JWKS', () => {
+  it('accepts RS256 and ES256 tokens signed by the identity provider', async () => {
+    const app = broker({ FRONTEND_JWT_SECRET: undefined, FRONTEND_JWKS_URL: jwks.url });
+    const rs = await signUserToken({ sub: 'rsa-user' }, { alg: 'RS256', key: jwks.keys.rs256, kid: 'rsa-1' });
+    const es = await signUserToken({ sub: 'ec-user' }, { alg: 'ES256', key: jwks.keys.es256, kid: 'ec-1' });
+    expect((await ask(app, `Bearer ${rs}`)).status).toBe(200);
+    expect(sentUserId()).toBe('rsa-user');
+    expect((await ask(app, `Bearer ${es}`)).status).toBe(200);
+    expect(sentUserId()).toBe('ec-user');
+  });
+
+  it('refuses HS256 tokens when only a JWKS is configured, and keys the provider does not publish', async () => {
+    const app = broker({ FRONTEND_JWT_SECRET: undefined, FRONTEND_JWKS_URL: jwks.url });
+    const stranger = await generateKeyPair('RS256');
+    const hs = await signUserToken({ sub: 'u' });
+    const foreign = await signUserToken({ sub: 'u' }, { alg: 'RS256', key: stranger.privateKey, kid: 'rsa-1' });
+    expect((await ask(app, `Bearer ${hs}`)).status).toBe(401);
+    expect((await ask(app, `Bearer ${foreign}`)).status).toBe(401);
+    expect(benji.requests).toHaveLength(0);
+  });
+
+  it('accepts either kind when both a secret and a JWKS are configured', async () => {
+    const app = broker({ FRONTEND_JWKS_URL: jwks.url });
+    expect((await ask(app, `Bearer ${await signUserToken({ sub: 'hs' })}`)).status).toBe(200);
+    const rs = await signUserToken({ sub: 'rs' }, { alg: 'RS256', key: jwks.keys.rs256, kid: 'rsa-1' });
+    expect((await ask(app, `Bearer ${rs}`)).status).toBe(200);
+  });
+
+  it('answers 503 auth_unavailable, not 401, when the JWKS cannot be fetched', async () => {
+    const app = broker({ FRONTEND_JWT_SECRET: undefined, FRONTEND_JWKS_URL: jwks.url });
+    jwks.setBroken(true);
+    const rs = await signUserToken({ sub: 'u' }, { alg: 'RS256', key: jwks.keys.rs256, kid: 'rsa-1' });
+    const res = await ask(app, `Bearer ${rs}`);
+    expect(res.status).toBe(503);
+    expect(res.body.code).toBe('auth_unavailable');
+    expect(benji.requests).toHaveLength(0);
+  });
+});
+
+describe('FRONTEND_AUTH=none', () => {
+  it('issues anonymous tokens without a user id and warns at start', async () => {
+    const built = buildBroker({ BENJI_BASE_URL: benji.url, FRONTEND_AUTH: 'none', FRONTEND_JWT_SECRET: undefined });
+    brokers.push(built);
+    const res = await ask(built.broker.publicApp);
+    expect(res.status).toBe(200);
+    expect(benji.requests.at(-1)?.body).not.toHaveProperty('user_external_id');
+    expect(built.logs.entries().some((e) => e.level === 'warn' && String(e.msg).includes('FRONTEND_AUTH=none'))).toBe(true);
+  });
+});

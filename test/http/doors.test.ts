@@ -1,0 +1,125 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeBenji, type FakeBenji } from '../../src/sandbox/fake-benji.js';
+import { benjiApiKey, buildBroker, type TestBroker } from '../support/broker.js';
+import { signUserToken } from '../support/jwt.js';
+
+let benji: FakeBenji;
+let subject: TestBroker;
+
+beforeAll(async () => {
+  benji = await startFakeBenji({ apiKey: benjiApiKey });
+  subject = buildBroker({ BENJI_BASE_URL: benji.url, CORS_ORIGINS: 'https://app.example.com,http://localhost:3000/' });
+});
+afterAll(async () => {
+  await subject.close();
+  await benji.close();
+});
+
+const doors = () => [
+  ['public', subject.broker.publicApp],
+  ['internal', subject.broker.internalApp],
+] as const;
+
+describe('both doors', () => {
+  it('answer /healthz and /readyz without logging them', async () => {
+    for (const [, app] of doors()) {
+      const health = await request(app).get('/healthz');
+      expect(health.status).toBe(200);
+      expect(health.body).toEqual({ status: 'ok' });
+      const ready = await request(app).get('/readyz');
+      expect(ready.status).toBe(200);
+      expect(ready.body).toEqual({ status: 'ok', checks: { redis: 'disabled' } });
+    }
+    expect(subject.logs.text()).not.toMatch(/healthz|readyz/);
+  });
+
+  it('answer unknown routes with a 404 problem', async () => {
+    for (const [, app] of doors()) {
+      const res = await request(app).get('/nope');
+      expect(res.status).toBe(404);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.body).toMatchObject({ type: 'about:blank', status: 404, code: 'not_found', title: 'Not found' });
+    }
+  });
+
+  it('keep each door’s routes to its own port', async () => {
+    const token = await signUserToken({ sub: 'u' });
+    const res = await request(subject.broker.internalApp).post('/v1/benji/connect-token').set('authorization', `Bearer ${token}`).send({ mode: 1 });
+    expect(res.status).toBe(404);
+    expect(benji.requests).toHaveLength(0);
+  });
+
+  it('send helmet’s security headers and no x-powered-by', async () => {
+    for (const [, app] of doors()) {
+      const res = await request(app).get('/healthz');
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+      expect(res.headers['strict-transport-security']).toBeDefined();
+      expect(res.headers['content-security-policy']).toBeDefined();
+      expect(res.headers['x-powered-by']).toBeUndefined();
+    }
+  });
+
+  it('echo a sane X-Request-Id, replace an unsafe one, and put it in problems and logs', async () => {
+    const kept = await request(subject.broker.publicApp).get('/nope').set('x-request-id', 'trace-abc.123');
+    expect(kept.headers['x-request-id']).toBe('trace-abc.123');
+    expect(kept.body.requestId).toBe('trace-abc.123');
+
+    const replaced = await request(subject.broker.publicApp).get('/nope').set('x-request-id', 'evil id "with" spaces {}');
+    expect(replaced.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(replaced.body.requestId).toBe(replaced.headers['x-request-id']);
+
+    const generated = await request(subject.broker.publicApp).get('/nope');
+    expect(generated.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    const logged = subject.logs.entries().map((e) => (e.req as { id?: string } | undefined)?.id);
+    expect(logged).toContain('trace-abc.123');
+    expect(logged).toContain(generated.headers['x-request-id']);
+  });
+});
+
+describe('CORS on the public door', () => {
+  it('allows a preflight from a configured origin for authorization and content-type', async () => {
+    const res = await request(subject.broker.publicApp)
+      .options('/v1/benji/connect-token')
+      .set('origin', 'http://localhost:3000')
+      .set('access-control-request-method', 'POST')
+      .set('access-control-request-headers', 'authorization, content-type');
+    expect(res.status).toBe(204);
+    expect(res.headers['access-control-allow-origin']).toBe('http://localhost:3000');
+    expect(res.headers['access-control-allow-headers']).toBe('authorization,content-type');
+    expect(res.headers['access-control-allow-methods']).toBe('POST');
+  });
+
+  it('gives no CORS grant to other origins', async () => {
+    const res = await request(subject.broker.publicApp)
+      .options('/v1/benji/connect-token')
+      .set('origin', 'https://evil.example.com')
+      .set('access-control-request-method', 'POST');
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('gives no CORS grant at all when CORS_ORIGINS is unset', async () => {
+    const plain = buildBroker({ BENJI_BASE_URL: benji.url });
+    try {
+      const res = await request(plain.broker.publicApp)
+        .options('/v1/benji/connect-token')
+        .set('origin', 'https://app.example.com')
+        .set('access-control-request-method', 'POST');
+      expect(res.headers['access-control-allow-origin']).toBeUndefined();
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it('grants the actual call from a configured origin and exposes the request id', async () => {
+    const token = await signUserToken({ sub: 'u' });
+    const res = await request(subject.broker.publicApp)
+      .post('/v1/benji/connect-token')
+      .set('origin', 'https://app.example.com')
+      .set('authorization', `Bearer ${token}`)
+      .send({ mode: 'connect' });
+    expect(res.status).toBe(200);
+    expect(res.headers['access-control-allow-origin']).toBe('https://app.example.com');
+    expect(res.headers['access-control-expose-headers']).toContain('x-request-id');
+  });
+});

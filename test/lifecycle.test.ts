@@ -1,0 +1,104 @@
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeBenji, type FakeBenji } from '../src/sandbox/fake-benji.js';
+import { benjiApiKey, partnershipId } from './support/broker.js';
+import { jwtSecret, signUserToken } from './support/jwt.js';
+import { spawnBroker, startBrokerProcess } from './support/process.js';
+
+let benji: FakeBenji;
+beforeAll(async () => {
+  benji = await startFakeBenji({ apiKey: benjiApiKey });
+});
+afterAll(() => benji.close());
+
+describe('the broker process', () => {
+  it('exits non-zero before listening, naming every bad variable and printing no secret', async () => {
+    const spawned = spawnBroker({
+      BENJI_API_KEY: benjiApiKey,
+      FRONTEND_JWT_SECRET: 'too-short-secret',
+      PORT: 'eighty',
+      BENJI_ALLOWED_MODES: 'connect,teleport',
+    });
+    expect(await spawned.exited).toBe(1);
+    const output = spawned.stdout() + spawned.stderr();
+    for (const name of ['BENJI_PARTNERSHIP_ID', 'FRONTEND_JWT_SECRET', 'PORT', 'BENJI_ALLOWED_MODES']) expect(output).toContain(name);
+    expect(output).not.toContain('broker listening');
+    expect(output).not.toContain(benjiApiKey);
+    expect(output).not.toContain('too-short-secret');
+  });
+
+  it('reads secrets from NAME_FILE', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'broker-secrets-'));
+    writeFileSync(join(dir, 'benji-key'), `${benjiApiKey}\n`);
+    writeFileSync(join(dir, 'jwt-secret'), `${jwtSecret}\n`);
+    const broker = await startBrokerProcess({
+      BENJI_BASE_URL: benji.url,
+      BENJI_API_KEY_FILE: join(dir, 'benji-key'),
+      BENJI_PARTNERSHIP_ID: partnershipId,
+      FRONTEND_JWT_SECRET_FILE: join(dir, 'jwt-secret'),
+    });
+    try {
+      const res = await fetch(`http://127.0.0.1:${broker.publicPort}/v1/benji/connect-token`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await signUserToken({ sub: 'u' })}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ mode: 'connect' }),
+      });
+      expect(res.status).toBe(200);
+      expect(benji.requests.at(-1)?.headers['x-api-key']).toBe(benjiApiKey);
+    } finally {
+      broker.child.kill('SIGTERM');
+      await broker.exited;
+    }
+  });
+
+  it('on SIGTERM lets an in-flight request finish, then exits 0', async () => {
+    const broker = await startBrokerProcess({
+      BENJI_BASE_URL: benji.url,
+      BENJI_API_KEY: benjiApiKey,
+      BENJI_PARTNERSHIP_ID: partnershipId,
+      FRONTEND_JWT_SECRET: jwtSecret,
+    });
+    benji.fail({ kind: 'delay', ms: 700 });
+    const before = benji.requests.length;
+    const inFlight = fetch(`http://127.0.0.1:${broker.publicPort}/v1/benji/connect-token`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await signUserToken({ sub: 'u' })}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ mode: 'connect' }),
+    });
+    while (benji.requests.length === before) await new Promise((resolve) => setTimeout(resolve, 10));
+    broker.child.kill('SIGTERM');
+
+    const res = await inFlight;
+    expect(res.status).toBe(200);
+    expect(await broker.exited).toBe(0);
+    await expect(fetch(`http://127.0.0.1:${broker.publicPort}/healthz`)).rejects.toThrow();
+    expect(broker.stdout()).toContain('"shutdown complete"');
+  });
+
+  it('serves each door only on its own port', async () => {
+    const broker = await startBrokerProcess({
+      BENJI_BASE_URL: benji.url,
+      BENJI_API_KEY: benjiApiKey,
+      BENJI_PARTNERSHIP_ID: partnershipId,
+      FRONTEND_JWT_SECRET: jwtSecret,
+    });
+    try {
+      const token = await signUserToken({ sub: 'u' });
+      const onInternal = await fetch(`http://127.0.0.1:${broker.internalPort}/v1/benji/connect-token`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ mode: 'connect' }),
+      });
+      expect(onInternal.status).toBe(404);
+      for (const port of [broker.publicPort, broker.internalPort]) {
+        expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+        expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+      }
+    } finally {
+      broker.child.kill('SIGINT');
+      expect(await broker.exited).toBe(0);
+    }
+  });
+});

@@ -20,6 +20,7 @@ export interface BaseAppOptions {
 export function createBaseApp({ door, logger, trustProxy, readiness }: BaseAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('etag', false);
   if (trustProxy !== undefined) app.set('trust proxy', trustProxy);
   app.use(helmet());
   app.use(requestLogging(logger, door));

@@ -13,6 +13,14 @@ beforeAll(async () => {
 });
 afterAll(() => benji.close());
 
+async function askConnectToken(port: number): Promise<Response> {
+  return fetch(`http://127.0.0.1:${port}/v1/benji/connect-token`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await signUserToken({ sub: 'u' })}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ mode: 'connect' }),
+  });
+}
+
 describe('the broker process', () => {
   it('exits non-zero before listening, naming every bad variable and printing no secret', async () => {
     const spawned = spawnBroker({
@@ -40,11 +48,7 @@ describe('the broker process', () => {
       FRONTEND_JWT_SECRET_FILE: join(dir, 'jwt-secret'),
     });
     try {
-      const res = await fetch(`http://127.0.0.1:${broker.publicPort}/v1/benji/connect-token`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${await signUserToken({ sub: 'u' })}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ mode: 'connect' }),
-      });
+      const res = await askConnectToken(broker.publicPort);
       expect(res.status).toBe(200);
       expect(benji.requests.at(-1)?.headers['x-api-key']).toBe(benjiApiKey);
     } finally {
@@ -62,11 +66,7 @@ describe('the broker process', () => {
     });
     benji.fail({ kind: 'delay', ms: 700 });
     const before = benji.requests.length;
-    const inFlight = fetch(`http://127.0.0.1:${broker.publicPort}/v1/benji/connect-token`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${await signUserToken({ sub: 'u' })}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ mode: 'connect' }),
-    });
+    const inFlight = askConnectToken(broker.publicPort);
     while (benji.requests.length === before) await new Promise((resolve) => setTimeout(resolve, 10));
     broker.child.kill('SIGTERM');
 
@@ -85,12 +85,7 @@ describe('the broker process', () => {
       FRONTEND_JWT_SECRET: jwtSecret,
     });
     try {
-      const token = await signUserToken({ sub: 'u' });
-      const onInternal = await fetch(`http://127.0.0.1:${broker.internalPort}/v1/benji/connect-token`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ mode: 'connect' }),
-      });
+      const onInternal = await askConnectToken(broker.internalPort);
       expect(onInternal.status).toBe(404);
       for (const port of [broker.publicPort, broker.internalPort]) {
         expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);

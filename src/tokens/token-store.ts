@@ -1,0 +1,22 @@
+import type { Cooldown, TokenSet } from './token-set.js';
+
+/**
+ * Where the Starship session is shared between replicas (Redis) or kept for one (memory).
+ * Every method may reject when the backing store is unreachable; the token manager treats that as
+ * "no shared state right now" and carries on with what it holds in memory.
+ */
+export interface TokenStore {
+  /** The stored set, or undefined when none (or when it cannot be decrypted). */
+  read(): Promise<TokenSet | undefined>;
+  /** Stores the set until its refresh token expires. */
+  write(tokens: TokenSet): Promise<void>;
+  /** Takes the renewal lock for `owner` unless someone holds it; true when taken. Expires after ttlMs. */
+  acquireLock(owner: string, ttlMs: number): Promise<boolean>;
+  /** Releases the lock only if `owner` still holds it (compare-and-delete). */
+  releaseLock(owner: string): Promise<void>;
+  readCooldown(): Promise<Cooldown | undefined>;
+  /** Stores the cooldown until it ends. */
+  writeCooldown(cooldown: Cooldown): Promise<void>;
+  /** Runs `listener` each time the store becomes reachable again (Redis reconnected). */
+  onReconnect(listener: () => void): void;
+}

@@ -9,16 +9,30 @@ import { createPublicApp } from './http/public-app.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createRedisClient } from './redis.js';
 import { createBenjiClient } from './upstream/benji/benji-client.js';
+import { systemClock, type Clock } from './clock.js';
+import { internalAuth, requireAdmin } from './http/internal-auth.js';
+import { createMemoryTokenStore } from './tokens/memory-token-store.js';
+import { createRedisTokenStore } from './tokens/redis-token-store.js';
+import { createTokenCipher } from './tokens/token-cipher.js';
+import { createTokenManager, type TokenManager } from './tokens/token-manager.js';
+import type { TokenStore } from './tokens/token-store.js';
+import { createStarshipClient } from './upstream/starship/starship-client.js';
 
 /** Stand-ins a test may pass instead of what the config would build. */
 export interface BrokerOverrides {
   logger?: Logger;
+  clock?: Clock;
+  /** Jitter source for renewal backoff. */
+  random?: () => number;
 }
 
 export interface Broker {
   readonly publicApp: Express;
   readonly internalApp: Express;
   readonly logger: Logger;
+  readonly tokens: TokenManager;
+  /** Tries the Starship login once (after listening); never throws. */
+  warmUp(): Promise<void>;
   /** Readiness turns 503 so load balancers stop sending; in-flight requests carry on. */
   beginShutdown(): void;
   /** Releases connections (Redis, upstream pools). Call after the listeners have closed. */
@@ -29,7 +43,18 @@ export interface Broker {
 export function createBroker(config: Config, overrides: BrokerOverrides = {}): Broker {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const redis: Redis | undefined = config.redis === undefined ? undefined : createRedisClient(config.redis.url, logger);
+  const clock = overrides.clock ?? systemClock;
   const benji = createBenjiClient(config.benji);
+  const starship = createStarshipClient({ ...config.starship, clock });
+  const tokens = createTokenManager({
+    auth: starship,
+    store: tokenStore(config, redis, clock, logger),
+    clock,
+    logger,
+    refreshBeforeS: config.starship.refreshBeforeS,
+    upstreamTimeoutMs: config.starship.timeoutMs,
+    ...(overrides.random !== undefined && { random: overrides.random }),
+  });
 
   if (config.frontendAuth.mode === 'none') {
     logger.warn('FRONTEND_AUTH=none: connect tokens are issued to anonymous callers, without a user id');
@@ -57,18 +82,34 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
       rateLimit: connectRateLimit({ perMinute: config.connectTokenRateLimit, redis, keyPrefix: config.redis?.keyPrefix ?? '' }),
     },
   });
-  const internalApp = createInternalApp(shared);
+  const authenticateService = internalAuth(config.internalAuth.keys);
+  const internalApp = createInternalApp({
+    ...shared,
+    starshipProxy: { starship, tokens, allow: config.starship.proxyAllow, authenticate: authenticateService },
+    admin: { tokens, authorize: [authenticateService, requireAdmin(config.internalAuth.adminCallers)] },
+  });
 
   return {
     publicApp,
     internalApp,
     logger,
+    tokens,
+    warmUp: () => tokens.warmUp(),
     beginShutdown() {
       shuttingDown = true;
     },
     async close() {
-      await benji.close();
+      await Promise.all([benji.close(), starship.close()]);
       if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());
     },
   };
+}
+
+/** Redis shares the session between replicas (encrypted at rest); without it, memory serves one replica. */
+function tokenStore(config: Config, redis: Redis | undefined, clock: Clock, logger: Logger): TokenStore {
+  if (redis === undefined || config.redis === undefined || config.tokenEncryptionKey === undefined) {
+    logger.warn('REDIS_URL unset: Starship tokens live in process memory; run one replica only');
+    return createMemoryTokenStore(clock);
+  }
+  return createRedisTokenStore({ redis, keyPrefix: config.redis.keyPrefix, cipher: createTokenCipher(config.tokenEncryptionKey), clock });
 }

@@ -26,6 +26,7 @@ async function run(config: Config): Promise<void> {
     process.exit(1);
   }
   logger.info({ publicPort: port(publicServer), internalPort: port(internalServer), host: config.http.host }, 'broker listening');
+  void broker.warmUp();
 
   let stopping = false;
   const shutdown = async (signal: NodeJS.Signals) => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeBenji, type FakeBenji } from '../src/sandbox/fake-benji.js';
-import { benjiApiKey, partnershipId } from './support/broker.js';
+import { baseEnv, benjiApiKey, partnershipId } from './support/broker.js';
 import { jwtSecret, signUserToken } from './support/jwt.js';
 import { spawnBroker, startBrokerProcess } from './support/process.js';
 
@@ -24,7 +24,8 @@ async function askConnectToken(port: number): Promise<Response> {
 describe('the broker process', () => {
   it('exits non-zero before listening, naming every bad variable and printing no secret', async () => {
     const spawned = spawnBroker({
-      BENJI_API_KEY: benjiApiKey,
+      ...baseEnv,
+      BENJI_PARTNERSHIP_ID: '',
       FRONTEND_JWT_SECRET: 'too-short-secret',
       PORT: 'eighty',
       BENJI_ALLOWED_MODES: 'connect,teleport',
@@ -42,9 +43,12 @@ describe('the broker process', () => {
     writeFileSync(join(dir, 'benji-key'), `${benjiApiKey}\n`);
     writeFileSync(join(dir, 'jwt-secret'), `${jwtSecret}\n`);
     const broker = await startBrokerProcess({
+      ...baseEnv,
       BENJI_BASE_URL: benji.url,
+      BENJI_API_KEY: '',
       BENJI_API_KEY_FILE: join(dir, 'benji-key'),
       BENJI_PARTNERSHIP_ID: partnershipId,
+      FRONTEND_JWT_SECRET: '',
       FRONTEND_JWT_SECRET_FILE: join(dir, 'jwt-secret'),
     });
     try {
@@ -58,12 +62,7 @@ describe('the broker process', () => {
   });
 
   it('on SIGTERM lets an in-flight request finish, then exits 0', async () => {
-    const broker = await startBrokerProcess({
-      BENJI_BASE_URL: benji.url,
-      BENJI_API_KEY: benjiApiKey,
-      BENJI_PARTNERSHIP_ID: partnershipId,
-      FRONTEND_JWT_SECRET: jwtSecret,
-    });
+    const broker = await startBrokerProcess({ ...baseEnv, BENJI_BASE_URL: benji.url });
     benji.fail({ kind: 'delay', ms: 700 });
     const before = benji.requests.length;
     const inFlight = askConnectToken(broker.publicPort);
@@ -78,12 +77,7 @@ describe('the broker process', () => {
   });
 
   it('serves each door only on its own port', async () => {
-    const broker = await startBrokerProcess({
-      BENJI_BASE_URL: benji.url,
-      BENJI_API_KEY: benjiApiKey,
-      BENJI_PARTNERSHIP_ID: partnershipId,
-      FRONTEND_JWT_SECRET: jwtSecret,
-    });
+    const broker = await startBrokerProcess({ ...baseEnv, BENJI_BASE_URL: benji.url });
     try {
       const onInternal = await askConnectToken(broker.internalPort);
       expect(onInternal.status).toBe(404);

@@ -21,11 +21,27 @@ const list = z.string().transform((value) =>
     .filter((item) => item !== ''),
 );
 
-const httpUrl = z
-  .url({ protocol: /^https?$/, message: 'must be an http(s) URL' })
-  .transform((value) => value.replace(/\/+$/, ''));
+const httpUrl = z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).transform((value) => value.replace(/\/+$/, ''));
 
 const text = (max: number) => z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+
+const callerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'caller names are letters, digits, . _ - (up to 64)');
+
+/** `caller:key`; the message never repeats the key. */
+const callerKey = z.string().transform((item, ctx) => {
+  const colon = item.indexOf(':');
+  const caller = item.slice(0, colon);
+  const key = item.slice(colon + 1);
+  if (colon < 1 || !callerName.safeParse(caller).success) {
+    ctx.addIssue({ code: 'custom', message: 'each entry must be caller:key with a plain caller name' });
+    return z.NEVER;
+  }
+  if (key.length < 24) {
+    ctx.addIssue({ code: 'custom', message: `the key of caller ${caller} must be at least 24 characters` });
+    return z.NEVER;
+  }
+  return { caller, key };
+});
 
 export const benjiModes = ['connect', 'transfer', 'redeem'] as const;
 export type BenjiModeName = (typeof benjiModes)[number];
@@ -74,9 +90,43 @@ export const envSchema = z.object({
 
   REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'must be a redis:// or rediss:// URL' }).optional(),
   REDIS_KEY_PREFIX: z.string().min(1).max(64).default('bff:'),
+  TOKEN_ENCRYPTION_KEY: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9+/_-]+={0,2}$/, 'must be base64')
+    .transform((value) => Buffer.from(value, 'base64'))
+    .refine((key) => key.length === 32, 'must be 32 random bytes, base64-encoded (openssl rand -base64 32)')
+    .optional(),
+
+  STARSHIP_BASE_URL: httpUrl.default('https://api-playground.starshiprewards.com'),
+  STARSHIP_USERNAME: text(256),
+  STARSHIP_PASSWORD: z.string().min(1, 'must not be empty').max(1024),
+  STARSHIP_TIMEOUT_MS: int(100, 300_000).default(15_000),
+  STARSHIP_REFRESH_BEFORE_S: int(0, 86_400).default(300),
+  STARSHIP_PROXY_ALLOW: list
+    .pipe(
+      z
+        .array(
+          z
+            .string()
+            .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'each prefix must be a plain path starting with /')
+            .refine((prefix) => !/^\/auth(\/|$)/i.test(prefix) && prefix !== '/', 'must not open /auth or the whole API'),
+        )
+        .min(1, 'must name at least one prefix'),
+    )
+    .default(['/api/v1/', '/status']),
+  INTERNAL_API_KEYS: list.pipe(z.array(callerKey).min(1, 'must name at least one caller:key')),
+  INTERNAL_ADMIN_CALLERS: list.pipe(z.array(callerName)).default([]),
 });
 
 export type Env = z.output<typeof envSchema>;
 
 /** Variables that may also be given as NAME_FILE (a path whose content is the value). */
-export const secretVariables = ['BENJI_API_KEY', 'FRONTEND_JWT_SECRET', 'REDIS_URL'] as const;
+export const secretVariables = [
+  'BENJI_API_KEY',
+  'FRONTEND_JWT_SECRET',
+  'REDIS_URL',
+  'TOKEN_ENCRYPTION_KEY',
+  'STARSHIP_PASSWORD',
+  'INTERNAL_API_KEYS',
+] as const;

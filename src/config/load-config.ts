@@ -23,6 +23,20 @@ export interface Config {
   };
   readonly frontendAuth: FrontendAuthConfig;
   readonly connectTokenRateLimit: number;
+  /** AES-256-GCM key for tokens at rest in Redis; always set when `redis` is. */
+  readonly tokenEncryptionKey: Buffer | undefined;
+  readonly starship: {
+    readonly baseUrl: string;
+    readonly username: string;
+    readonly password: string;
+    readonly timeoutMs: number;
+    readonly refreshBeforeS: number;
+    readonly proxyAllow: readonly string[];
+  };
+  readonly internalAuth: {
+    readonly keys: readonly { readonly caller: string; readonly key: string }[];
+    readonly adminCallers: readonly string[];
+  };
 }
 
 export type FrontendAuthConfig =
@@ -59,6 +73,10 @@ export function loadConfig(env: RawEnv, readFile: (path: string) => string = (pa
   if ((input.FRONTEND_AUTH ?? 'jwt') === 'jwt' && input.FRONTEND_JWT_SECRET === undefined && input.FRONTEND_JWKS_URL === undefined) {
     problems.push('FRONTEND_JWT_SECRET: FRONTEND_JWT_SECRET or FRONTEND_JWKS_URL is required when FRONTEND_AUTH=jwt');
   }
+  if (input.REDIS_URL !== undefined && input.TOKEN_ENCRYPTION_KEY === undefined) {
+    problems.push('TOKEN_ENCRYPTION_KEY: is required when REDIS_URL is set (tokens are stored encrypted)');
+  }
+  if (parsed.success) problems.push(...callerProblems(parsed.data));
   if (!parsed.success || problems.length > 0) return { ok: false, problems };
   return { ok: true, config: deepFreeze(toConfig(parsed.data)) };
 }
@@ -96,7 +114,30 @@ function toConfig(env: Env): Config {
             userClaim: env.FRONTEND_USER_CLAIM,
           },
     connectTokenRateLimit: env.CONNECT_TOKEN_RATE_LIMIT,
+    tokenEncryptionKey: env.TOKEN_ENCRYPTION_KEY,
+    starship: {
+      baseUrl: env.STARSHIP_BASE_URL,
+      username: env.STARSHIP_USERNAME,
+      password: env.STARSHIP_PASSWORD,
+      timeoutMs: env.STARSHIP_TIMEOUT_MS,
+      refreshBeforeS: env.STARSHIP_REFRESH_BEFORE_S,
+      proxyAllow: env.STARSHIP_PROXY_ALLOW,
+    },
+    internalAuth: { keys: env.INTERNAL_API_KEYS, adminCallers: env.INTERNAL_ADMIN_CALLERS },
   };
+}
+
+function callerProblems(env: Env): string[] {
+  const problems: string[] = [];
+  const callers = env.INTERNAL_API_KEYS.map((entry) => entry.caller);
+  const duplicate = callers.find((caller, index) => callers.indexOf(caller) !== index);
+  if (duplicate !== undefined) problems.push(`INTERNAL_API_KEYS: caller ${duplicate} is listed twice`);
+  const keys = env.INTERNAL_API_KEYS.map((entry) => entry.key);
+  if (new Set(keys).size !== keys.length) problems.push('INTERNAL_API_KEYS: two callers share one key');
+  for (const admin of env.INTERNAL_ADMIN_CALLERS) {
+    if (!callers.includes(admin)) problems.push(`INTERNAL_ADMIN_CALLERS: ${admin} is not a caller in INTERNAL_API_KEYS`);
+  }
+  return problems;
 }
 
 /** `FOO=` in a .env file means "not set", not "set to the empty string". */
@@ -129,7 +170,8 @@ function withSecretFiles(env: Record<string, string>, readFile: (path: string) =
 }
 
 function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+  // Buffers (keys) cannot be frozen; nothing hands them out for writing.
+  if (value !== null && typeof value === 'object' && !ArrayBuffer.isView(value) && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const child of Object.values(value)) deepFreeze(child);
   }

@@ -25,40 +25,47 @@ const jsonBody = express.json({ limit: '16kb', strict: true });
 export function connectTokenRouter({ benji, policy, authenticate, rateLimit }: ConnectTokenRouteDeps): Router {
   const router = Router();
 
-  router.post('/v1/benji/connect-token', authenticate, rateLimit, (req, _res, next) => {
-    if (!req.is('application/json')) throw new AppError('unsupported_media_type', 'Send the body as application/json.');
-    next();
-  }, jsonBody, async (req, res) => {
-    const parsed = connectTokenBody.safeParse(req.body);
-    if (!parsed.success) {
-      const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ');
-      throw new AppError('invalid_request', detail);
-    }
-    const body = parsed.data;
-    if (!policy.allowedModes.includes(body.mode)) {
-      throw new AppError('mode_not_allowed', `Mode ${body.mode} is not enabled for this partner.`);
-    }
-    if (body.amount !== undefined && policy.maxTransferAmount !== undefined && body.amount > policy.maxTransferAmount) {
-      throw new AppError('invalid_request', `amount: must be at most ${policy.maxTransferAmount}`);
-    }
+  router.post(
+    '/v1/benji/connect-token',
+    authenticate,
+    rateLimit,
+    (req, _res, next) => {
+      if (!req.is('application/json')) throw new AppError('unsupported_media_type', 'Send the body as application/json.');
+      next();
+    },
+    jsonBody,
+    async (req, res) => {
+      const parsed = connectTokenBody.safeParse(req.body);
+      if (!parsed.success) {
+        const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ');
+        throw new AppError('invalid_request', detail);
+      }
+      const body = parsed.data;
+      if (!policy.allowedModes.includes(body.mode)) {
+        throw new AppError('mode_not_allowed', `Mode ${body.mode} is not enabled for this partner.`);
+      }
+      if (body.amount !== undefined && policy.maxTransferAmount !== undefined && body.amount > policy.maxTransferAmount) {
+        throw new AppError('invalid_request', `amount: must be at most ${policy.maxTransferAmount}`);
+      }
 
-    const { userId } = res.locals.user as FrontendUser;
-    const { token, connectUrl } = await benji.createConnectToken(
-      {
-        mode: benjiModeNumbers[body.mode],
-        displayName: body.displayName ?? policy.displayName,
-        userExternalId: userId,
-        transfer: body.amount === undefined ? undefined : { amount: body.amount, allowsEditing: body.allowsEditing ?? true },
-      },
-      { requestId: String(req.id) },
-    );
+      const { userId } = res.locals.user as FrontendUser;
+      const { token, connectUrl } = await benji.createConnectToken(
+        {
+          mode: benjiModeNumbers[body.mode],
+          displayName: body.displayName ?? policy.displayName,
+          userExternalId: userId,
+          transfer: body.amount === undefined ? undefined : { amount: body.amount, allowsEditing: body.allowsEditing ?? true },
+        },
+        { requestId: String(req.id) },
+      );
 
-    const hostedUrl = hostedConnectUrl(connectUrl, token);
-    if (hostedUrl === null && connectUrl !== '') req.log.warn({ upstream: 'benji' }, 'connect url ignored: not an http(s) URL');
-    const response: ConnectTokenResponse = { token, mode: body.mode, connectUrl: hostedUrl === null ? null : connectUrl, hostedUrl };
-    res.setHeader('cache-control', 'no-store');
-    res.json(response);
-  });
+      const hostedUrl = hostedConnectUrl(connectUrl, token);
+      if (hostedUrl === null && connectUrl !== '') req.log.warn({ upstream: 'benji' }, 'connect url ignored: not an http(s) URL');
+      const response: ConnectTokenResponse = { token, mode: body.mode, connectUrl: hostedUrl === null ? null : connectUrl, hostedUrl };
+      res.setHeader('cache-control', 'no-store');
+      res.json(response);
+    },
+  );
 
   return router;
 }

@@ -20,9 +20,10 @@ export function requestLogging(logger: Logger, door: Door) {
       return id;
     },
     autoLogging: { ignore: (req) => quietPaths.has((req.url ?? '').split('?')[0] ?? '') },
+    // Set by later middleware, read when the request completes: the caller's name and the problem code.
     customProps: (_req, res) => {
-      const problem = (res as ServerResponse & { locals?: { problem?: string } }).locals?.problem;
-      return problem === undefined ? {} : { problem };
+      const { caller, problem } = (res as ServerResponse & { locals?: { caller?: string; problem?: string } }).locals ?? {};
+      return { ...(caller !== undefined && { caller }), ...(problem !== undefined && { problem }) };
     },
     customLogLevel: (_req, res, error) => (error !== undefined || res.statusCode >= 500 ? 'error' : 'info'),
     customSuccessMessage: () => 'request completed',

@@ -43,11 +43,11 @@ export interface LoggerOptions {
 
 export function createLogger({ level, destination }: LoggerOptions): Logger {
   const options = {
-      level,
-      base: { service: 'token-broker' },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: redactPaths, censor: '[redacted]' },
-      formatters: { level: (label: string) => ({ level: label }) },
+    level,
+    base: { service: 'token-broker' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: redactPaths, censor: '[redacted]' },
+    formatters: { level: (label: string) => ({ level: label }) },
   };
   return destination === undefined ? pino(options) : pino(options, destination);
 }

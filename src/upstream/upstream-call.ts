@@ -2,25 +2,34 @@ import { AppError } from '../errors.js';
 
 const timeoutCodes = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
+/** True when a failed exchange failed for lack of an answer in time (our deadline or undici's). */
+export function isTimeout(error: unknown, signal?: AbortSignal): boolean {
+  const code = (error as { code?: string } | undefined)?.code;
+  return (
+    signal?.aborted === true || (code !== undefined && timeoutCodes.has(code)) || (error as Error | undefined)?.name === 'TimeoutError'
+  );
+}
+
 /**
- * Runs one upstream exchange under a deadline and turns transport failures into the broker's
- * vocabulary: no answer in time is `upstream_timeout`, anything else that breaks the exchange
- * (refused, reset, DNS) is `upstream_error`. Errors the exchange throws itself pass through.
+ * Turns a transport failure into the broker's vocabulary: no answer in time is `upstream_timeout`,
+ * anything else that broke the exchange (refused, reset, DNS) is `upstream_error`.
  */
+export function transportError(upstream: string, error: unknown, signal?: AbortSignal): AppError {
+  if (error instanceof AppError) return error;
+  if (isTimeout(error, signal)) {
+    return new AppError('upstream_timeout', `${upstream} did not answer in time.`, { logFields: { upstream }, cause: error });
+  }
+  const reason = (error as { code?: string }).code ?? (error as Error).name;
+  return new AppError('upstream_error', `${upstream} could not be reached.`, { logFields: { upstream, reason }, cause: error });
+}
+
+/** Runs one upstream exchange (request and reading the reply) under a deadline. */
 export async function callUpstream<T>(upstream: string, timeoutMs: number, exchange: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const signal = AbortSignal.timeout(timeoutMs);
   try {
     return await exchange(signal);
   } catch (error) {
-    if (error instanceof AppError) throw error;
-    const code = (error as { code?: string }).code;
-    if (signal.aborted || (code !== undefined && timeoutCodes.has(code))) {
-      throw new AppError('upstream_timeout', `${upstream} did not answer in time.`, { logFields: { upstream, timeoutMs }, cause: error });
-    }
-    throw new AppError('upstream_error', `${upstream} could not be reached.`, {
-      logFields: { upstream, reason: code ?? (error as Error).name },
-      cause: error,
-    });
+    throw transportError(upstream, error, signal);
   }
 }
 
@@ -33,11 +42,11 @@ export function parseJson(text: string): unknown {
   }
 }
 
-/** Seconds from a Retry-After header (delta-seconds or HTTP date); `fallbackS` when absent or unreadable. */
-export function retryAfterSeconds(header: string | string[] | undefined, nowMs: number, fallbackS: number): number {
+/** Seconds from a Retry-After header (delta-seconds or HTTP date); undefined when absent or unreadable. */
+export function retryAfterSeconds(header: string | string[] | undefined, nowMs: number): number | undefined {
   const value = Array.isArray(header) ? header[0] : header;
-  if (value === undefined || value.trim() === '') return fallbackS;
+  if (value === undefined || value.trim() === '') return undefined;
   if (/^\s*\d+\s*$/.test(value)) return Number(value);
   const date = Date.parse(value);
-  return Number.isFinite(date) ? Math.max(0, Math.ceil((date - nowMs) / 1000)) : fallbackS;
+  return Number.isFinite(date) ? Math.max(0, Math.ceil((date - nowMs) / 1000)) : undefined;
 }

@@ -28,7 +28,10 @@ afterEach(() => {
 
 async function post(body: unknown, claims: Record<string, unknown> = { sub: 'user-1234' }) {
   const token = await signUserToken(claims);
-  return request(subject.broker.publicApp).post('/v1/benji/connect-token').set('authorization', `Bearer ${token}`).send(body as object);
+  return request(subject.broker.publicApp)
+    .post('/v1/benji/connect-token')
+    .set('authorization', `Bearer ${token}`)
+    .send(body as object);
 }
 
 describe('POST /v1/benji/connect-token', () => {
@@ -165,8 +168,20 @@ describe('POST /v1/benji/connect-token', () => {
 
 describe('when Benji misbehaves', () => {
   it.each([
-    ['a 500', { kind: 'reply', status: 500, body: { error: 'unexpected_error', message: 'boom' } }, 502, 'upstream_error', 'unexpected_error'],
-    ['a 401 for our key', { kind: 'reply', status: 401, body: { error: 'unauthorized_partner', message: 'no' } }, 502, 'upstream_error', 'unauthorized_partner'],
+    [
+      'a 500',
+      { kind: 'reply', status: 500, body: { error: 'unexpected_error', message: 'boom' } },
+      502,
+      'upstream_error',
+      'unexpected_error',
+    ],
+    [
+      'a 401 for our key',
+      { kind: 'reply', status: 401, body: { error: 'unauthorized_partner', message: 'no' } },
+      502,
+      'upstream_error',
+      'unauthorized_partner',
+    ],
     ['an error named under code', { kind: 'reply', status: 503, body: { code: 'maintenance' } }, 502, 'upstream_error', 'maintenance'],
     ['a reply that is not JSON', { kind: 'raw', status: 200, text: '<html>oops</html>' }, 502, 'upstream_error', undefined],
     ['a reply without a token', { kind: 'reply', status: 200, body: { code: 'ok', data: {} } }, 502, 'upstream_error', undefined],
@@ -184,7 +199,9 @@ describe('when Benji misbehaves', () => {
     expect(JSON.stringify(res.body)).not.toMatch(/boom|unexpected_error|unauthorized_partner|maintenance/);
     if (code === 'upstream_throttled') expect(res.headers['retry-after']).toBe('7');
 
-    const failure = subject.logs.entries().find((entry) => (entry.req as { id?: string } | undefined)?.id === res.body.requestId && entry.level === 'error');
+    const failure = subject.logs
+      .entries()
+      .find((entry) => (entry.req as { id?: string } | undefined)?.id === res.body.requestId && entry.level === 'error');
     expect(failure).toBeDefined();
     if (benjiError !== undefined) expect((failure?.err as { logFields: { benjiError: string } }).logFields.benjiError).toBe(benjiError);
   });
@@ -195,7 +212,10 @@ describe('when Benji misbehaves', () => {
     const unreachable = buildBroker({ BENJI_BASE_URL: closed.url });
     try {
       const token = await signUserToken({ sub: 'user-1' });
-      const res = await request(unreachable.broker.publicApp).post('/v1/benji/connect-token').set('authorization', `Bearer ${token}`).send({ mode: 1 });
+      const res = await request(unreachable.broker.publicApp)
+        .post('/v1/benji/connect-token')
+        .set('authorization', `Bearer ${token}`)
+        .send({ mode: 1 });
       expect(res.status).toBe(502);
       expect(res.body.code).toBe('upstream_error');
     } finally {

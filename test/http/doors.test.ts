@@ -16,10 +16,11 @@ afterAll(async () => {
   await benji.close();
 });
 
-const doors = () => [
-  ['public', subject.broker.publicApp],
-  ['internal', subject.broker.internalApp],
-] as const;
+const doors = () =>
+  [
+    ['public', subject.broker.publicApp],
+    ['internal', subject.broker.internalApp],
+  ] as const;
 
 describe('both doors', () => {
   it('answer /healthz and /readyz without logging them', async () => {
@@ -45,7 +46,10 @@ describe('both doors', () => {
 
   it('keep each door’s routes to its own port', async () => {
     const token = await signUserToken({ sub: 'u' });
-    const res = await request(subject.broker.internalApp).post('/v1/benji/connect-token').set('authorization', `Bearer ${token}`).send({ mode: 1 });
+    const res = await request(subject.broker.internalApp)
+      .post('/v1/benji/connect-token')
+      .set('authorization', `Bearer ${token}`)
+      .send({ mode: 1 });
     expect(res.status).toBe(404);
     expect(benji.requests).toHaveLength(0);
   });

@@ -22,11 +22,19 @@ it('never writes the Benji API key, the JWT secret, user JWTs or issued tokens t
   const app = subject.broker.publicApp;
   const issued: string[] = [];
 
-  const ok = await request(app).post('/v1/benji/connect-token').set('authorization', `Bearer ${userJwt}`).set('cookie', 'session=s3cr3t-cookie').send({ mode: 1 });
+  const ok = await request(app)
+    .post('/v1/benji/connect-token')
+    .set('authorization', `Bearer ${userJwt}`)
+    .set('cookie', 'session=s3cr3t-cookie')
+    .send({ mode: 1 });
   expect(ok.status).toBe(200);
   issued.push(ok.body.token as string);
   await request(app).post('/v1/benji/connect-token').set('authorization', `Bearer ${expiredJwt}`).send({ mode: 1 });
-  await request(app).post('/v1/benji/connect-token').set('authorization', `Bearer ${userJwt}`).set('x-api-key', benjiApiKey).send({ mode: 9 });
+  await request(app)
+    .post('/v1/benji/connect-token')
+    .set('authorization', `Bearer ${userJwt}`)
+    .set('x-api-key', benjiApiKey)
+    .send({ mode: 9 });
   for (const fault of [
     { kind: 'reply', status: 500, body: { error: 'unexpected_error', message: `key ${benjiApiKey} broke` } },
     { kind: 'reply', status: 401, body: { error: 'unauthorized_partner' } },

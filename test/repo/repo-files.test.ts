@@ -45,7 +45,16 @@ describe('container files', () => {
 
   it('docker-compose.yml: redis with a healthcheck, the broker waiting for it, settings from .env', () => {
     const compose = parse(read('docker-compose.yml')) as {
-      services: Record<string, { healthcheck?: unknown; depends_on?: Record<string, { condition: string }>; env_file?: unknown; environment?: Record<string, string>; ports?: string[] }>;
+      services: Record<
+        string,
+        {
+          healthcheck?: unknown;
+          depends_on?: Record<string, { condition: string }>;
+          env_file?: unknown;
+          environment?: Record<string, string>;
+          ports?: string[];
+        }
+      >;
     };
     const { redis, broker } = compose.services;
     expect(redis?.healthcheck).toBeDefined();

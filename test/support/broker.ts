@@ -1,4 +1,4 @@
-import { createBroker, type Broker } from '../../src/compose.js';
+import { createBroker, type Broker, type BrokerOverrides } from '../../src/compose.js';
 import { loadConfig } from '../../src/config/load-config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { captureLogs, type LogCapture } from './log-capture.js';
@@ -6,6 +6,24 @@ import { jwtSecret } from './jwt.js';
 
 export const benjiApiKey = 'benji-test-api-key-do-not-leak-7f3a9c';
 export const partnershipId = '49';
+export const starshipUsername = 'broker-api-user';
+export const starshipPassword = 'starship-password-do-not-leak-91c2';
+export const serviceKeys = { orders: 'orders-service-key-0123456789abcdef', ops: 'ops-admin-key-0123456789abcdef-xyz' };
+
+/** What every test broker needs to start; tests override or add what they exercise. */
+export const baseEnv: Record<string, string> = {
+  BENJI_API_KEY: benjiApiKey,
+  BENJI_PARTNERSHIP_ID: partnershipId,
+  FRONTEND_JWT_SECRET: jwtSecret,
+  STARSHIP_USERNAME: starshipUsername,
+  STARSHIP_PASSWORD: starshipPassword,
+  // Nothing listens on port 9: tests that reach Starship point STARSHIP_BASE_URL at a fake.
+  STARSHIP_BASE_URL: 'http://127.0.0.1:9',
+  INTERNAL_API_KEYS: `orders:${serviceKeys.orders},ops:${serviceKeys.ops}`,
+  INTERNAL_ADMIN_CALLERS: 'ops',
+  // Only used when a test sets REDIS_URL; 32 bytes, base64.
+  TOKEN_ENCRYPTION_KEY: 'dGVzdC1vbmx5LWVuY3J5cHRpb24ta2V5LTMyLWJ5dGU=',
+};
 
 export interface TestBroker {
   broker: Broker;
@@ -17,16 +35,13 @@ export interface TestBroker {
  * Builds the real broker from an environment, as main.ts would, with logs captured in memory.
  * The env is parsed by the real config loader, so tests also prove the variables work.
  */
-export function buildBroker(env: Record<string, string | undefined>): TestBroker {
-  const loaded = loadConfig({
-    BENJI_API_KEY: benjiApiKey,
-    BENJI_PARTNERSHIP_ID: partnershipId,
-    FRONTEND_JWT_SECRET: jwtSecret,
-    LOG_LEVEL: 'debug',
-    ...env,
-  });
+export function buildBroker(env: Record<string, string | undefined>, overrides: Omit<BrokerOverrides, 'logger'> = {}): TestBroker {
+  const loaded = loadConfig({ ...baseEnv, LOG_LEVEL: 'debug', ...env });
   if (!loaded.ok) throw new Error(`test config is invalid: ${loaded.problems.join('; ')}`);
   const logs = captureLogs();
-  const broker = createBroker(loaded.config, { logger: createLogger({ level: loaded.config.logLevel, destination: logs.stream }) });
+  const broker = createBroker(loaded.config, {
+    ...overrides,
+    logger: createLogger({ level: loaded.config.logLevel, destination: logs.stream }),
+  });
   return { broker, logs, close: () => broker.close() };
 }

@@ -8,7 +8,9 @@ export default async function checkRedis(): Promise<void> {
     await redis.connect();
     await redis.ping();
   } catch (error) {
-    throw new Error(`Tests need a Redis at ${testRedisUrl} (set TEST_REDIS_URL to use another): ${(error as Error).message}`, { cause: error });
+    throw new Error(`Tests need a Redis at ${testRedisUrl} (set TEST_REDIS_URL to use another): ${(error as Error).message}`, {
+      cause: error,
+    });
   } finally {
     redis.disconnect();
   }

@@ -14,7 +14,12 @@ export interface BrokerProcess {
 }
 
 /** Runs src/main.ts in a real child process, as production runs dist/main.js. */
-export function spawnBroker(env: Record<string, string>): { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
+export function spawnBroker(env: Record<string, string>): {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+} {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', PORT: '0', INTERNAL_PORT: '0', HOST: '127.0.0.1', ...env },

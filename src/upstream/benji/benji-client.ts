@@ -60,10 +60,19 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
         }),
       };
       const response = await callUpstream('benji', options.timeoutMs, async (signal) => {
-        const { statusCode, headers, body: reply } = await pool.request({
+        const {
+          statusCode,
+          headers,
+          body: reply,
+        } = await pool.request({
           path: connectPath,
           method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/json', 'x-api-key': options.apiKey, 'x-request-id': requestId },
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json',
+            'x-api-key': options.apiKey,
+            'x-request-id': requestId,
+          },
           body: JSON.stringify(body),
           signal,
         });
@@ -76,10 +85,13 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
         const benjiError = parsedError.success ? (parsedError.data.error ?? parsedError.data.code) : undefined;
         const logFields = { upstream: 'benji', upstreamStatus: response.statusCode, benjiError };
         if (response.statusCode === 429) {
-          const retryAfterS = retryAfterSeconds(response.headers['retry-after'], Date.now(), 60);
+          const retryAfterS = retryAfterSeconds(response.headers['retry-after'], Date.now()) ?? 60;
           throw new AppError('upstream_throttled', 'Benji is throttling requests; try again later.', { retryAfterS, logFields });
         }
-        const detail = response.statusCode === 401 || response.statusCode === 403 ? 'Benji rejected the broker’s credentials.' : 'Benji could not issue a token.';
+        const detail =
+          response.statusCode === 401 || response.statusCode === 403
+            ? 'Benji rejected the broker’s credentials.'
+            : 'Benji could not issue a token.';
         throw new AppError('upstream_error', detail, { logFields });
       }
 

@@ -1,0 +1,66 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** What a service may tell Starship. Credentials, cookies and everything else stay behind. */
+const forwardedRequestHeaders = [
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'content-type',
+  'idempotency-key',
+  'if-match',
+  'if-none-match',
+  'if-modified-since',
+  'if-unmodified-since',
+  'range',
+];
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are never passed on. */
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'trailers',
+  'transfer-encoding',
+  'upgrade',
+]);
+/** Starship's cookies are for Starship's browser sessions, not for our callers. */
+const droppedResponseHeaders = new Set(['set-cookie', 'set-cookie2']);
+
+/** Headers a `Connection` header names are hop-by-hop too. */
+function namedInConnection(headers: IncomingHttpHeaders): Set<string> {
+  const value = headers.connection;
+  const list = Array.isArray(value) ? value.join(',') : (value ?? '');
+  return new Set(
+    list
+      .split(',')
+      .map((name) => name.trim().toLowerCase())
+      .filter(Boolean),
+  );
+}
+
+export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, requestId: string): Record<string, string> {
+  const excluded = namedInConnection(incoming);
+  const out: Record<string, string> = {};
+  for (const name of forwardedRequestHeaders) {
+    const value = incoming[name];
+    if (value === undefined || excluded.has(name)) continue;
+    out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  out['x-request-id'] = requestId;
+  return out;
+}
+
+export function downstreamResponseHeaders(upstream: IncomingHttpHeaders): Record<string, string | string[]> {
+  const excluded = namedInConnection(upstream);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(upstream)) {
+    const lower = name.toLowerCase();
+    if (value === undefined || hopByHop.has(lower) || droppedResponseHeaders.has(lower) || excluded.has(lower)) continue;
+    out[lower] = value;
+  }
+  return out;
+}

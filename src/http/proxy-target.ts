@@ -1,0 +1,38 @@
+import { AppError } from '../errors.js';
+
+/**
+ * Turns the raw URL a service called (`/v1/starship/<path>?<query>`) into the path and query to
+ * send to Starship, or refuses it. Checks run on the raw and on the decoded path, so no encoding
+ * trick can climb out of an allowed prefix: no `..`, no backslash, no encoded slash or backslash,
+ * no double encoding, no `//` (a second origin), no control characters, and never `/auth`.
+ * The result is appended to the configured origin; it is never resolved as a URL.
+ */
+export function proxyTarget(originalUrl: string, mountPath: string, allow: readonly string[]): string {
+  const queryAt = originalUrl.indexOf('?');
+  const rawPath = (queryAt === -1 ? originalUrl : originalUrl.slice(0, queryAt)).slice(mountPath.length);
+  const query = queryAt === -1 ? '' : originalUrl.slice(queryAt);
+
+  if (/%2f|%5c|\\/i.test(rawPath)) throw refused();
+  let path: string;
+  try {
+    path = decodeURIComponent(rawPath);
+  } catch {
+    throw refused();
+  }
+  if (!path.startsWith('/') || path.includes('%') || path.includes('..') || path.includes('//') || path.includes('\\')) throw refused();
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  if (/[\u0000-\u001f\u007f]/.test(path)) throw refused();
+  if (/^\/auth(\/|$)/i.test(path)) throw refused();
+  if (!allow.some((prefix) => allows(prefix, path))) throw refused();
+  return rawPath + query;
+}
+
+/** `/api/v1/` allows what is under it; `/status` allows itself and what is under it, not `/statusx`. */
+function allows(prefix: string, path: string): boolean {
+  if (prefix.endsWith('/')) return path.startsWith(prefix);
+  return path === prefix || path.startsWith(`${prefix}/`);
+}
+
+function refused(): AppError {
+  return new AppError('forbidden', 'This path may not be reached through the broker.');
+}

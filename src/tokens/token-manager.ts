@@ -1,0 +1,404 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Clock } from '../clock.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { AuthFailure, AuthResult } from '../upstream/starship/starship-client.js';
+import type { Cooldown, TokenSet } from './token-set.js';
+import type { TokenStore } from './token-store.js';
+
+/*
+ * The Starship session lifecycle, in one place. Rules, and why:
+ *
+ * 1. Steady state touches nothing: the current set lives in memory and a proxied call reads it from
+ *    there, with no Redis round trip.
+ * 2. Renewal (refresh, else login) starts once the access token enters its refresh window
+ *    (STARSHIP_REFRESH_BEFORE_S before expiry, at most half its lifetime). Callers keep using the
+ *    current token while it runs; only a caller with no valid token waits for it.
+ * 3. One renewal per process at a time (`inFlight`, a single-flight promise), and one across all
+ *    replicas (the store's lock: SET NX PX with an owner, compare-and-delete release, bounded wait).
+ * 4. After taking the lock, re-read the store: another replica may have rotated already. Whoever
+ *    loses the race adopts the winner's tokens instead of refreshing. A refresh always uses the
+ *    newest refresh token known, and the new pair is written to the store before the lock is
+ *    released, so a rotated refresh token is never sent twice.
+ * 5. Refresh rejected (expired, reused, revoked) → re-read the store, else one full login. Network
+ *    errors, 5xx and timeouts keep the tokens and retry later, with exponential backoff and jitter.
+ * 6. Login throttled (429) → a cooldown shared through the store, honouring Retry-After (60 s when
+ *    absent, at most 15 min); login rejected for bad credentials → 60 s cooldown so retries cannot
+ *    lock the account. While it lasts nobody calls login, and callers needing a token get 503.
+ * 7. Store unreachable (Redis down) → carry on with what is in memory, renew in-process only, and
+ *    write the current set back once the store is reachable again. Store calls fail fast; no caller
+ *    ever queues behind Redis.
+ */
+
+export interface SessionAuth {
+  login(): Promise<AuthResult>;
+  refresh(refreshToken: string): Promise<AuthResult>;
+  logout(accessToken: string): Promise<void>;
+}
+
+export interface TokenManagerOptions {
+  auth: SessionAuth;
+  store: TokenStore;
+  clock: Clock;
+  logger: Logger;
+  refreshBeforeS: number;
+  /** Upper bound of one upstream auth call; sizes the lock so it outlives a refresh plus a login. */
+  upstreamTimeoutMs: number;
+  /** For jitter; injectable so tests are deterministic. */
+  random?: () => number;
+  lockPollMs?: number;
+}
+
+export type SessionState = 'none' | 'valid' | 'refreshing' | 'expired' | 'cooldown';
+
+export interface SessionStatus {
+  state: SessionState;
+  accessExpiresAt: string | null;
+  refreshExpiresAt: string | null;
+  clientId: string | null;
+  cooldownUntil: string | null;
+}
+
+export interface TokenManager {
+  /** A usable access token, renewing first only when none is in hand. Throws AppError when it cannot. */
+  getAccessToken(): Promise<string>;
+  /** Starship refused this token (401): stop using it, so the next caller renews. */
+  reportRejected(accessToken: string): void;
+  /** A fresh login now (admin). With revokePrevious, logs the old session out first (credential rotation). */
+  forceLogin(options: { revokePrevious: boolean }): Promise<void>;
+  status(): Promise<SessionStatus>;
+  /** Tries to log in once at start; failure is logged, never thrown. */
+  warmUp(): Promise<void>;
+}
+
+const maxBackoffMs = 30_000;
+const defaultCooldownS = 60;
+const maxCooldownS = 15 * 60;
+
+export function createTokenManager(options: TokenManagerOptions): TokenManager {
+  const { auth, store, clock, logger } = options;
+  const random = options.random ?? Math.random;
+  const lockPollMs = options.lockPollMs ?? 50;
+  // A holder makes at most a refresh and a login, each bounded by the upstream timeout.
+  const lockTtlMs = 2 * options.upstreamTimeoutMs + 5_000;
+  const lockWaitMs = lockTtlMs + 5_000;
+  const instance = randomUUID();
+  let lockCount = 0;
+
+  let current: TokenSet | undefined;
+  let rejectedAccessToken: string | undefined;
+  let inFlight: Promise<void> | undefined;
+  let cooldown: Cooldown | undefined;
+  let failures = 0;
+  /** No refresh or login before this time (backoff after a failure, or a login cooldown). */
+  let retryAt = 0;
+  let lastFailure: AppError | undefined;
+  let unsaved: TokenSet | undefined;
+  let storeReachable = true;
+
+  store.onReconnect(() => {
+    storeReachable = true;
+    void writeBack();
+  });
+
+  // --- judging a set --------------------------------------------------------------------------
+
+  /** Safety margin so a token does not expire between our check and Starship's. */
+  const marginMs = (set: TokenSet) => Math.min(5_000, (set.accessExpiresAt - set.obtainedAt) / 10);
+
+  function usable(set: TokenSet | undefined, now: number): set is TokenSet {
+    return set !== undefined && set.accessToken !== rejectedAccessToken && set.accessExpiresAt - marginMs(set) > now;
+  }
+
+  function refreshDueAt(set: TokenSet): number {
+    const lifetimeMs = set.accessExpiresAt - set.obtainedAt;
+    return set.accessExpiresAt - Math.min(options.refreshBeforeS * 1000, lifetimeMs / 2);
+  }
+
+  const needsRenewal = (set: TokenSet | undefined, now: number) => !usable(set, now) || now >= refreshDueAt(set);
+
+  // --- the store, failing soft ----------------------------------------------------------------
+
+  function storeFailed(action: string, error: unknown): void {
+    if (storeReachable) logger.warn({ action, reason: (error as Error).message }, 'token store unreachable; using tokens in memory');
+    storeReachable = false;
+  }
+
+  /** Takes the stored set when it is newer than ours (another replica renewed). True if adopted. */
+  async function adoptFromStore(): Promise<boolean> {
+    let stored: TokenSet | undefined;
+    try {
+      stored = await store.read();
+    } catch (error) {
+      storeFailed('read', error);
+      return false;
+    }
+    // Starship's own expiry times order the sets: a later expiry is a later issue.
+    if (stored === undefined || stored.accessToken === current?.accessToken) return false;
+    if (current !== undefined && stored.accessExpiresAt < current.accessExpiresAt) return false;
+    current = stored;
+    logger.debug({ accessExpiresAt: iso(stored.accessExpiresAt) }, 'starship tokens adopted from store');
+    return true;
+  }
+
+  async function save(tokens: TokenSet): Promise<void> {
+    try {
+      await store.write(tokens);
+      unsaved = undefined;
+    } catch (error) {
+      storeFailed('write', error);
+      unsaved = tokens;
+    }
+  }
+
+  async function writeBack(): Promise<void> {
+    if (unsaved === undefined || current === undefined) return;
+    // Write what we hold now, but never over a newer set another replica stored meanwhile.
+    if (await adoptFromStore()) {
+      unsaved = undefined;
+      return;
+    }
+    await save(current);
+    if (unsaved === undefined) logger.info('starship tokens written back to store');
+  }
+
+  async function activeCooldown(now: number): Promise<Cooldown | undefined> {
+    try {
+      const shared = await store.readCooldown();
+      if (shared !== undefined && (cooldown === undefined || shared.until > cooldown.until)) cooldown = shared;
+    } catch (error) {
+      storeFailed('read cooldown', error);
+    }
+    return cooldown !== undefined && cooldown.until > now ? cooldown : undefined;
+  }
+
+  async function startCooldown(next: Cooldown): Promise<void> {
+    cooldown = next;
+    try {
+      await store.writeCooldown(next);
+    } catch (error) {
+      storeFailed('write cooldown', error);
+    }
+  }
+
+  // --- the lock ---------------------------------------------------------------------------------
+
+  /**
+   * 'held': ours, release it. 'local': the store is unreachable, go on in-process only.
+   * 'adopted': while we waited, another replica stored tokens that need no renewal.
+   */
+  async function lock(owner: string): Promise<'held' | 'local' | 'adopted'> {
+    const deadline = performance.now() + lockWaitMs;
+    for (;;) {
+      try {
+        if (await store.acquireLock(owner, lockTtlMs)) return 'held';
+      } catch (error) {
+        storeFailed('lock', error);
+        return 'local';
+      }
+      if (performance.now() > deadline) {
+        throw new AppError('upstream_error', 'Starship token renewal did not finish in time.', {
+          logFields: { reason: 'lock wait exceeded' },
+        });
+      }
+      await sleep(lockPollMs);
+      if ((await adoptFromStore()) && !needsRenewal(current, clock())) return 'adopted';
+    }
+  }
+
+  // --- renewal ----------------------------------------------------------------------------------
+
+  /** Single-flight: concurrent callers in this process share one renewal. */
+  function renew(work: () => Promise<void> = renewOnce): Promise<void> {
+    inFlight ??= work().finally(() => {
+      inFlight = undefined;
+    });
+    return inFlight;
+  }
+
+  async function renewOnce(): Promise<void> {
+    // Another replica may have renewed already: a read is cheaper than a lock.
+    if ((await adoptFromStore()) && !needsRenewal(current, clock())) return;
+    if (clock() < retryAt) throw blockedError();
+
+    const owner = `${instance}:${++lockCount}`;
+    const lockState = await lock(owner);
+    if (lockState === 'adopted') return;
+    try {
+      // Re-read under the lock: the previous holder may have rotated just before we got it.
+      if ((await adoptFromStore()) && !needsRenewal(current, clock())) return;
+      await refreshOrLogin();
+    } finally {
+      if (lockState === 'held') await store.releaseLock(owner).catch((error: unknown) => storeFailed('unlock', error));
+    }
+  }
+
+  async function refreshOrLogin(): Promise<void> {
+    const set = current;
+    if (set !== undefined && set.refreshExpiresAt - marginMs(set) > clock()) {
+      const result = await auth.refresh(set.refreshToken);
+      if (result.ok) return accept(result.tokens, 'starship tokens refreshed');
+      if (result.failure.kind !== 'rejected') return failed(result.failure, 'refresh');
+      logger.warn({ upstreamStatus: result.failure.status, upstreamError: result.failure.error }, 'starship refresh rejected; logging in');
+      if ((await adoptFromStore()) && !needsRenewal(current, clock())) return;
+    }
+    await login();
+  }
+
+  async function login(): Promise<void> {
+    const blocked = await activeCooldown(clock());
+    if (blocked !== undefined) throw block(blocked.until, throttled(blocked));
+
+    const result = await auth.login();
+    if (result.ok) return accept(result.tokens, 'starship login succeeded');
+    const { failure } = result;
+    if (failure.kind === 'throttled') {
+      const waitS = Math.min(Math.max(failure.retryAfterS ?? defaultCooldownS, 1), maxCooldownS);
+      const next: Cooldown = { until: clock() + waitS * 1000, reason: 'throttled' };
+      await startCooldown(next);
+      logger.warn({ retryAfterS: waitS }, 'starship login throttled; cooling down');
+      throw block(next.until, throttled(next));
+    }
+    if (failure.kind === 'rejected') {
+      const next: Cooldown = { until: clock() + defaultCooldownS * 1000, reason: 'credentials_rejected' };
+      await startCooldown(next);
+      logger.error(
+        { upstreamStatus: failure.status, upstreamError: failure.error },
+        'starship login rejected: check STARSHIP_USERNAME and STARSHIP_PASSWORD',
+      );
+      throw block(
+        next.until,
+        new AppError('upstream_error', 'Starship rejected the broker’s credentials.', { logFields: { upstream: 'starship' } }),
+      );
+    }
+    return failed(failure, 'login');
+  }
+
+  async function accept(tokens: TokenSet, message: string): Promise<void> {
+    current = tokens;
+    failures = 0;
+    retryAt = 0;
+    lastFailure = undefined;
+    // Written before the lock is released: the next holder must see the rotated refresh token.
+    await save(tokens);
+    logger.info({ clientId: tokens.clientId, accessExpiresAt: iso(tokens.accessExpiresAt) }, message);
+  }
+
+  /** Transient failure: keep the tokens, retry after an exponential backoff with jitter. */
+  function failed(failure: AuthFailure, during: 'refresh' | 'login'): never {
+    failures += 1;
+    const backoffMs =
+      failure.kind === 'throttled' && failure.retryAfterS !== undefined
+        ? failure.retryAfterS * 1000
+        : Math.min(1000 * 2 ** (failures - 1), maxBackoffMs) * (0.5 + random() / 2);
+    const timeout = failure.kind === 'unavailable' && failure.timeout;
+    logger.warn(
+      { during, failure: failure.kind, upstreamStatus: 'status' in failure ? failure.status : undefined, retryInMs: Math.round(backoffMs) },
+      'starship token renewal failed',
+    );
+    throw block(
+      clock() + backoffMs,
+      new AppError(timeout ? 'upstream_timeout' : 'upstream_error', `Starship could not renew the session (${during}).`, {
+        logFields: { upstream: 'starship', during, failure: failure.kind },
+      }),
+    );
+  }
+
+  /** Holds off refresh and login until `until`; callers that need a token meanwhile get `error`. */
+  function block(until: number, error: AppError): AppError {
+    retryAt = until;
+    lastFailure = error;
+    return blockedError();
+  }
+
+  /** The last failure, with Retry-After counted from now. */
+  function blockedError(): AppError {
+    const failure = lastFailure ?? new AppError('upstream_error', 'No Starship session is available.');
+    return new AppError(failure.code, failure.message, {
+      retryAfterS: Math.max(1, Math.ceil((retryAt - clock()) / 1000)),
+      logFields: failure.logFields,
+      cause: failure,
+    });
+  }
+
+  function throttled(active: Cooldown): AppError {
+    return new AppError('upstream_throttled', 'Starship login is cooling down; try again later.', {
+      logFields: { upstream: 'starship', reason: active.reason },
+    });
+  }
+
+  // --- the interface --------------------------------------------------------------------------
+
+  async function getAccessToken(): Promise<string> {
+    const now = clock();
+    const set = current;
+    if (usable(set, now)) {
+      if (now >= refreshDueAt(set) && now >= retryAt) {
+        // Renew in the background; this caller and others go on with the token in hand.
+        renew().catch(() => undefined);
+      }
+      return set.accessToken;
+    }
+    await renew();
+    if (!usable(current, clock())) throw blockedError();
+    return current.accessToken;
+  }
+
+  return {
+    getAccessToken,
+
+    reportRejected(accessToken) {
+      if (current?.accessToken === accessToken) {
+        rejectedAccessToken = accessToken;
+        logger.warn({ accessExpiresAt: iso(current.accessExpiresAt) }, 'starship rejected the access token; renewing');
+      }
+    },
+
+    async forceLogin({ revokePrevious }) {
+      // Queue behind any renewal in flight, then take the single-flight slot for the login itself.
+      while (inFlight !== undefined) await inFlight.catch(() => undefined);
+      await renew(async () => {
+        const owner = `${instance}:${++lockCount}`;
+        const lockState = await lock(owner);
+        try {
+          await adoptFromStore();
+          if (revokePrevious && current !== undefined) {
+            await auth.logout(current.accessToken);
+            logger.warn('starship session logged out for credential rotation');
+          }
+          await login();
+        } finally {
+          if (lockState === 'held') await store.releaseLock(owner).catch((error: unknown) => storeFailed('unlock', error));
+        }
+      });
+    },
+
+    async status() {
+      const now = clock();
+      const cooling = await activeCooldown(now);
+      const set = current;
+      let state: SessionState;
+      if (usable(set, now)) state = inFlight === undefined ? 'valid' : 'refreshing';
+      else if (cooling !== undefined) state = 'cooldown';
+      else state = set === undefined ? 'none' : 'expired';
+      return {
+        state,
+        accessExpiresAt: set === undefined ? null : iso(set.accessExpiresAt),
+        refreshExpiresAt: set === undefined ? null : iso(set.refreshExpiresAt),
+        clientId: set?.clientId ?? null,
+        cooldownUntil: cooling === undefined ? null : iso(cooling.until),
+      };
+    },
+
+    async warmUp() {
+      try {
+        await getAccessToken();
+      } catch (error) {
+        logger.warn({ code: (error as AppError).code }, 'starship session not ready at start; will retry on first use');
+      }
+    },
+  };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();

@@ -1,0 +1,157 @@
+import { Pool, type Dispatcher } from 'undici';
+import { z } from 'zod';
+import type { Clock } from '../../clock.js';
+import { AppError } from '../../errors.js';
+import type { TokenSet } from '../../tokens/token-set.js';
+import { isTimeout, parseJson, retryAfterSeconds, transportError } from '../upstream-call.js';
+
+/** Why a login or refresh did not produce tokens; the token manager decides what each means. */
+export type AuthFailure =
+  | { kind: 'rejected'; status: number; error: string | undefined }
+  | { kind: 'throttled'; retryAfterS: number | undefined }
+  | { kind: 'unavailable'; timeout: boolean; status: number | undefined };
+
+/** Auth results are values: a refused login is an answer, not an exception. */
+export type AuthResult = { ok: true; tokens: TokenSet } | { ok: false; failure: AuthFailure };
+
+export interface ForwardRequest {
+  method: string;
+  /** Path and query, already checked against the allow-list; appended to the configured origin. */
+  target: string;
+  headers: Record<string, string>;
+  body: Buffer | undefined;
+  accessToken: string;
+}
+
+export interface StarshipClient {
+  login(): Promise<AuthResult>;
+  refresh(refreshToken: string): Promise<AuthResult>;
+  /** Revokes every token of the account, on every replica. Only for credential rotation. */
+  logout(accessToken: string): Promise<void>;
+  /** One proxied call; the response body is a stream for the caller to pipe or dump. */
+  forward(request: ForwardRequest): Promise<Dispatcher.ResponseData>;
+  close(): Promise<void>;
+}
+
+export interface StarshipClientOptions {
+  baseUrl: string;
+  username: string;
+  password: string;
+  timeoutMs: number;
+  clock: Clock;
+}
+
+const tokenFields = z.object({
+  access_token: z.string().min(1),
+  refresh_token: z.string().min(1),
+  access_expires_at: z.string(),
+  refresh_expires_at: z.string(),
+  client_id: z.union([z.string(), z.number()]),
+});
+/** Some Starship pages wrap successes as {success, data}; accept both shapes. */
+const tokenReply = z.union([tokenFields, z.object({ data: tokenFields }).transform((wrapped) => wrapped.data)]);
+const errorReply = z
+  .object({ error: z.union([z.string(), z.object({ code: z.unknown(), name: z.string().optional() }).loose()]).optional() })
+  .loose();
+
+export function createStarshipClient(options: StarshipClientOptions): StarshipClient {
+  const origin = new URL(options.baseUrl).origin;
+  // One keep-alive pool for auth and proxied calls alike.
+  const pool = new Pool(origin, {
+    connections: 128,
+    keepAliveTimeout: 30_000,
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+  });
+
+  async function authCall(path: string, body: unknown): Promise<AuthResult> {
+    const signal = AbortSignal.timeout(options.timeoutMs);
+    let status: number;
+    let headers: Record<string, string | string[] | undefined>;
+    let payload: unknown;
+    try {
+      const response = await pool.request({
+        path,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify(body),
+        signal,
+      });
+      status = response.statusCode;
+      headers = response.headers;
+      payload = parseJson(await response.body.text());
+    } catch (error) {
+      return { ok: false, failure: { kind: 'unavailable', timeout: isTimeout(error, signal), status: undefined } };
+    }
+
+    if (status === 200 || status === 201) {
+      const tokens = tokenReply.safeParse(payload);
+      const parsed = tokens.success ? toTokenSet(tokens.data, options.clock()) : undefined;
+      return parsed === undefined ? { ok: false, failure: { kind: 'unavailable', timeout: false, status } } : { ok: true, tokens: parsed };
+    }
+    if (status === 429)
+      return { ok: false, failure: { kind: 'throttled', retryAfterS: retryAfterSeconds(headers['retry-after'], options.clock()) } };
+    if (status === 400 || status === 401 || status === 403)
+      return { ok: false, failure: { kind: 'rejected', status, error: errorName(payload) } };
+    return { ok: false, failure: { kind: 'unavailable', timeout: false, status } };
+  }
+
+  return {
+    login: () => authCall('/auth/login', { username: options.username, password: options.password }),
+    refresh: (refreshToken) => authCall('/auth/refresh', { refresh_token: refreshToken }),
+    async logout(accessToken) {
+      const signal = AbortSignal.timeout(options.timeoutMs);
+      try {
+        const response = await pool.request({
+          path: '/auth/logout',
+          method: 'POST',
+          headers: { authorization: `Bearer ${accessToken}` },
+          signal,
+        });
+        await response.body.dump();
+        // 401: the token was already revoked, which is what logout is for.
+        if (response.statusCode >= 300 && response.statusCode !== 401) {
+          throw new AppError('upstream_error', 'Starship did not confirm the logout.', {
+            logFields: { upstream: 'starship', upstreamStatus: response.statusCode },
+          });
+        }
+      } catch (error) {
+        throw transportError('starship', error, signal);
+      }
+    },
+    async forward({ method, target, headers, body, accessToken }) {
+      try {
+        return await pool.request({
+          path: target,
+          method: method as Dispatcher.HttpMethod,
+          headers: { ...headers, authorization: `Bearer ${accessToken}` },
+          body,
+        });
+      } catch (error) {
+        throw transportError('starship', error);
+      }
+    },
+    close: () => pool.close(),
+  };
+}
+
+function toTokenSet(fields: z.output<typeof tokenFields>, now: number): TokenSet | undefined {
+  const accessExpiresAt = Date.parse(fields.access_expires_at);
+  const refreshExpiresAt = Date.parse(fields.refresh_expires_at);
+  if (!Number.isFinite(accessExpiresAt) || !Number.isFinite(refreshExpiresAt)) return undefined;
+  return {
+    accessToken: fields.access_token,
+    refreshToken: fields.refresh_token,
+    accessExpiresAt,
+    refreshExpiresAt,
+    obtainedAt: now,
+    clientId: String(fields.client_id),
+  };
+}
+
+function errorName(payload: unknown): string | undefined {
+  const parsed = errorReply.safeParse(payload);
+  if (!parsed.success) return undefined;
+  const { error } = parsed.data;
+  return typeof error === 'string' ? error : error?.name;
+}

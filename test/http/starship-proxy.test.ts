@@ -1,0 +1,303 @@
+import { randomBytes } from 'node:crypto';
+import request from 'supertest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { largeBodyByte, startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
+import { buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
+import { deleteKeys, inspectRedis, testRedisUrl, uniquePrefix } from '../support/redis.js';
+
+let starship: FakeStarship;
+let subject: TestBroker;
+const encryptionKey = randomBytes(32).toString('base64');
+const prefix = uniquePrefix();
+const redis = inspectRedis();
+
+beforeAll(async () => {
+  starship = await startFakeStarship({ username: starshipUsername, password: starshipPassword });
+  subject = buildBroker({
+    STARSHIP_BASE_URL: starship.url,
+    STARSHIP_TIMEOUT_MS: '500',
+    REDIS_URL: testRedisUrl,
+    REDIS_KEY_PREFIX: prefix,
+    TOKEN_ENCRYPTION_KEY: encryptionKey,
+  });
+});
+afterAll(async () => {
+  await subject.close();
+  await starship.close();
+  await deleteKeys(redis, prefix);
+  await redis.quit();
+});
+afterEach(() => {
+  starship.requests.length = 0;
+});
+
+const app = () => subject.broker.internalApp;
+const asOrders = (call: request.Test) => call.set('authorization', `Bearer ${serviceKeys.orders}`);
+const apiRequests = () => starship.requests.filter((r) => r.path.startsWith('/api/v1') || r.path === '/status');
+
+interface Echo {
+  method: string;
+  path: string;
+  query: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+describe('internal door authentication', () => {
+  it('refuses calls without a valid service key, before anything reaches Starship', async () => {
+    for (const header of [undefined, 'Bearer not-a-configured-key-at-all-000', `Basic ${serviceKeys.orders}`]) {
+      const call = request(app()).get('/v1/starship/api/v1/products');
+      if (header !== undefined) call.set('authorization', header);
+      const res = await call;
+      expect(res.status).toBe(401);
+      expect(res.body.code).toBe('unauthenticated');
+    }
+    expect(starship.requests).toHaveLength(0);
+  });
+
+  it('names the caller in the request log', async () => {
+    const res = await asOrders(request(app()).get('/v1/starship/api/v1/products'));
+    expect(res.status).toBe(200);
+    const line = subject.logs.entries().find((e) => (e.req as { id?: string } | undefined)?.id === res.headers['x-request-id']);
+    expect(line?.caller).toBe('orders');
+  });
+
+  it('is not served on the public door', async () => {
+    const res = await asOrders(request(subject.broker.publicApp).get('/v1/starship/api/v1/products'));
+    expect(res.status).toBe(404);
+  });
+});
+
+describe('proxying to Starship', () => {
+  it('forwards path and query exactly, with the broker’s token and not the caller’s key', async () => {
+    const res = await asOrders(request(app()).get('/v1/starship/api/v1/echo/a%20b/c:d?x=1&y=%2F&z=a+b'));
+    expect(res.status).toBe(200);
+    const echo = res.body as Echo;
+    expect(echo.method).toBe('GET');
+    expect(echo.path).toBe('/api/v1/echo/a%20b/c:d');
+    expect(echo.query).toBe('x=1&y=%2F&z=a+b');
+    expect(echo.headers.authorization).toMatch(/^Bearer at_/);
+    expect(JSON.stringify(echo)).not.toContain(serviceKeys.orders);
+  });
+
+  it('forwards bodies intact, with their content type and idempotency key', async () => {
+    const body = JSON.stringify({ product: 7, amount: 25, note: 'ünïcødé ✓' });
+    const res = await asOrders(request(app()).post('/v1/starship/api/v1/echo/orders'))
+      .set('content-type', 'application/json; charset=utf-8')
+      .set('idempotency-key', 'order-2030-0001')
+      .send(body);
+    const echo = res.body as Echo;
+    expect(echo.method).toBe('POST');
+    expect(echo.body).toBe(body);
+    expect(echo.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(echo.headers['idempotency-key']).toBe('order-2030-0001');
+
+    const created = await asOrders(request(app()).post('/v1/starship/api/v1/orders')).set('idempotency-key', 'key-12345678').send({ a: 1 });
+    expect(created.status).toBe(201);
+    expect(created.body.idempotencyKey).toBe('key-12345678');
+  });
+
+  it('forwards only allow-listed request headers, and none that Connection names', async () => {
+    const res = await asOrders(request(app()).get('/v1/starship/api/v1/echo/headers'))
+      .set('cookie', 'session=browser-cookie')
+      .set('x-api-key', 'should-not-pass')
+      .set('proxy-authorization', 'Basic Zm9vOmJhcg==')
+      .set('x-forwarded-for', '10.0.0.1')
+      .set('accept', 'application/json')
+      .set('accept-language', 'de')
+      .set('if-none-match', '"v1"')
+      .set('connection', 'keep-alive, If-None-Match')
+      .set('x-request-id', 'trace-proxy-1');
+    const { headers } = res.body as Echo;
+    expect(headers.accept).toBe('application/json');
+    expect(headers['accept-language']).toBe('de');
+    expect(headers['x-request-id']).toBe('trace-proxy-1');
+    for (const name of ['cookie', 'x-api-key', 'proxy-authorization', 'x-forwarded-for', 'if-none-match'])
+      expect(headers).not.toHaveProperty(name);
+    expect(headers.authorization).not.toContain(serviceKeys.orders);
+  });
+
+  it('generates an X-Request-Id for Starship when the caller sends none', async () => {
+    const res = await asOrders(request(app()).get('/v1/starship/api/v1/echo/id'));
+    expect((res.body as Echo).headers['x-request-id']).toBe(res.headers['x-request-id']);
+    expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('passes back pagination headers but no cookies or hop-by-hop headers', async () => {
+    const res = await asOrders(request(app()).get('/v1/starship/api/v1/echo/list'));
+    expect(res.headers).toMatchObject({
+      'x-page': '2',
+      'x-per-page': '25',
+      'x-total-count': '60',
+      'x-total-pages': '3',
+      'x-has-more': 'true',
+    });
+    expect(res.headers['set-cookie']).toBeUndefined();
+    expect(res.headers['x-upstream-hop']).toBeUndefined();
+  });
+
+  it('passes Starship’s own statuses through unchanged', async () => {
+    expect((await asOrders(request(app()).get('/v1/starship/api/v1/products'))).status).toBe(200);
+    const missing = await asOrders(request(app()).get('/v1/starship/api/v1/nothing-here'));
+    expect(missing.status).toBe(404);
+    expect(missing.body).toEqual({ error: { name: 'NotFound', code: 404, message: 'Not found' } });
+    for (const status of [400, 403, 409, 422, 429, 500, 503]) {
+      starship.fail('api', { kind: 'reply', status, body: { error: { code: status } }, headers: { 'retry-after': '3' } });
+      const res = await asOrders(request(app()).get('/v1/starship/api/v1/products'));
+      expect(res.status).toBe(status);
+      expect(res.body).toEqual({ error: { code: status } });
+    }
+    expect((await asOrders(request(app()).get('/v1/starship/status'))).status).toBe(200);
+  });
+
+  it('streams a 5 MB response through intact', async () => {
+    const size = 5 * 1024 * 1024;
+    const res = await asOrders(request(app()).get(`/v1/starship/api/v1/large?bytes=${size}`))
+      .buffer(true)
+      .parse((response, done) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => done(null, Buffer.concat(chunks)));
+      });
+    expect(res.status).toBe(200);
+    const body = res.body as Buffer;
+    expect(body.length).toBe(size);
+    for (let i = 0; i < size; i += 4093) expect(body[i]).toBe(largeBodyByte(i));
+    expect(body[size - 1]).toBe(largeBodyByte(size - 1));
+  });
+
+  it('refuses request bodies over 1 MiB with 413', async () => {
+    const res = await asOrders(request(app()).post('/v1/starship/api/v1/echo/big'))
+      .set('content-type', 'application/octet-stream')
+      .send(Buffer.alloc(1024 * 1024 + 1));
+    expect(res.status).toBe(413);
+    expect(apiRequests()).toHaveLength(0);
+  });
+});
+
+describe('path safety', () => {
+  const attacks = [
+    '/v1/starship/auth/login',
+    '/v1/starship/AUTH/refresh',
+    '/v1/starship/api/v1/../../auth/login',
+    '/v1/starship/api/v1/%2e%2e/%2e%2e/auth/login',
+    '/v1/starship/api/v1/%2E%2E/x',
+    '/v1/starship/api/v1%2f..%2fauth%2flogin',
+    '/v1/starship/api/v1/..%5cauth',
+    '/v1/starship/api/v1/%5c%5cevil.example.com',
+    '/v1/starship//evil.example.com/api/v1/products',
+    '/v1/starship/api/v1//evil.example.com',
+    '/v1/starship/api/v1/%252e%252e/auth',
+    '/v1/starship/api/v1/%00',
+    '/v1/starship/api/v1/%zz',
+    '/v1/starship/api/v2/products',
+    '/v1/starship/statusx',
+    '/v1/starship/internal',
+    '/v1/starship/',
+  ];
+
+  it.each(attacks)('refuses %s without reaching Starship', async (path) => {
+    const res = await asOrders(request(app()).get(path));
+    expect([403, 404]).toContain(res.status);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(starship.requests).toHaveLength(0);
+  });
+});
+
+describe('token trouble', () => {
+  it('renews and replays once when Starship rejects the current token', async () => {
+    await asOrders(request(app()).get('/v1/starship/api/v1/products'));
+    const loginsBefore = starship.stats.logins;
+    starship.revokeAll();
+
+    const res = await asOrders(request(app()).post('/v1/starship/api/v1/echo/replay'))
+      .set('content-type', 'text/plain')
+      .send('same body twice');
+    expect(res.status).toBe(200);
+    expect((res.body as Echo).body).toBe('same body twice');
+    const posts = starship.requests.filter((r) => r.path === '/api/v1/echo/replay');
+    expect(posts.map((r) => r.body)).toEqual(['same body twice', 'same body twice']);
+    expect(posts[0]?.headers.authorization).not.toBe(posts[1]?.headers.authorization);
+    expect(starship.stats.logins).toBe(loginsBefore + 1);
+  });
+
+  it('passes a second 401 through instead of looping', async () => {
+    starship.fail(
+      'api',
+      { kind: 'reply', status: 401, body: { error: 'Unauthorized' } },
+      { kind: 'reply', status: 401, body: { error: 'Unauthorized' } },
+    );
+    const res = await asOrders(request(app()).get('/v1/starship/api/v1/products'));
+    expect(res.status).toBe(401);
+    expect(apiRequests()).toHaveLength(2);
+  });
+
+  it('answers 504 when Starship does not answer in time, and 502 when the connection breaks', async () => {
+    starship.fail('api', { kind: 'hang' });
+    const slow = await asOrders(request(app()).get('/v1/starship/api/v1/products'));
+    expect(slow.status).toBe(504);
+    expect(slow.body.code).toBe('upstream_timeout');
+
+    starship.fail('api', { kind: 'reset' });
+    const broken = await asOrders(request(app()).get('/v1/starship/api/v1/products'));
+    expect(broken.status).toBe(502);
+    expect(broken.body.code).toBe('upstream_error');
+  });
+
+  it('keeps the tokens encrypted in Redis under the key prefix', async () => {
+    await asOrders(request(app()).get('/v1/starship/api/v1/products'));
+    const stored = await redis.get(`${prefix}starship:session`);
+    expect(stored).toBeTruthy();
+    expect(stored).not.toMatch(/at_|rt_/);
+    expect(await redis.pttl(`${prefix}starship:session`)).toBeGreaterThan(0);
+  });
+});
+
+describe('admin routes', () => {
+  const asOps = (call: request.Test) => call.set('authorization', `Bearer ${serviceKeys.ops}`);
+
+  it('show the session to admin callers only, without any token', async () => {
+    await asOrders(request(app()).get('/v1/starship/api/v1/products'));
+    expect((await request(app()).get('/v1/admin/starship/session')).status).toBe(401);
+    const forbidden = await asOrders(request(app()).get('/v1/admin/starship/session'));
+    expect(forbidden.status).toBe(403);
+    expect(forbidden.body.code).toBe('forbidden');
+
+    const res = await asOps(request(app()).get('/v1/admin/starship/session'));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      state: 'valid',
+      accessExpiresAt: expect.any(String),
+      refreshExpiresAt: expect.any(String),
+      clientId: '123456',
+      cooldownUntil: null,
+    });
+    expect(JSON.stringify(res.body)).not.toMatch(/at_|rt_/);
+  });
+
+  it('renew forces a fresh login; revokePrevious logs the old session out first', async () => {
+    const before = { ...starship.stats };
+    const renewed = await asOps(request(app()).post('/v1/admin/starship/session/renew'));
+    expect(renewed.status).toBe(200);
+    expect(renewed.body.state).toBe('valid');
+    expect(starship.stats.logins).toBe(before.logins + 1);
+    expect(starship.stats.logouts).toBe(before.logouts);
+
+    const rotated = await asOps(request(app()).post('/v1/admin/starship/session/renew')).send({ revokePrevious: true });
+    expect(rotated.status).toBe(200);
+    expect(starship.stats.logouts).toBe(before.logouts + 1);
+    expect((await asOrders(request(app()).get('/v1/starship/api/v1/products'))).status).toBe(200);
+
+    expect((await asOps(request(app()).post('/v1/admin/starship/session/renew')).send({ everything: true })).status).toBe(400);
+    expect((await asOrders(request(app()).post('/v1/admin/starship/session/renew'))).status).toBe(403);
+  });
+});
+
+describe('logs', () => {
+  it('never contain the Starship password, service keys, the encryption key or any token', async () => {
+    const logs = subject.logs.text();
+    expect(logs.length).toBeGreaterThan(0);
+    for (const secret of [starshipPassword, serviceKeys.orders, serviceKeys.ops, encryptionKey]) expect(logs).not.toContain(secret);
+    expect(logs).not.toMatch(/\b(at|rt)_[0-9a-f]{16,}/);
+  });
+});

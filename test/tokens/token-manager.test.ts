@@ -1,0 +1,341 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/observability/logger.js';
+import { createRedisClient } from '../../src/redis.js';
+import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
+import { createMemoryTokenStore } from '../../src/tokens/memory-token-store.js';
+import { createRedisTokenStore } from '../../src/tokens/redis-token-store.js';
+import { createTokenCipher } from '../../src/tokens/token-cipher.js';
+import { createTokenManager, type TokenManager } from '../../src/tokens/token-manager.js';
+import type { TokenStore } from '../../src/tokens/token-store.js';
+import { createStarshipClient, type StarshipClient } from '../../src/upstream/starship/starship-client.js';
+import { captureLogs, type LogCapture } from '../support/log-capture.js';
+import { deleteKeys, testRedisUrl, uniquePrefix } from '../support/redis.js';
+
+const username = 'manager-test-user';
+const password = 'manager-test-password-8d1f';
+const start = Date.parse('2030-01-01T00:00:00Z');
+const encryptionKey = randomBytes(32);
+
+/** A controllable clock shared by the broker side and the fake Starship. */
+function testClock() {
+  let now = start;
+  return { clock: () => now, advance: (ms: number) => void (now += ms), set: (ms: number) => void (now = ms) };
+}
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.();
+});
+
+async function fakeStarship(clock: () => number, accessTtlS = 900) {
+  const starship = await startFakeStarship({ username, password, clock, accessTtlS });
+  cleanups.push(() => starship.close());
+  return starship;
+}
+
+async function redisClient(url = testRedisUrl): Promise<Redis> {
+  const redis = createRedisClient(url, createLogger({ level: 'silent' }));
+  cleanups.push(() => redis.quit().catch(() => redis.disconnect()));
+  if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
+  return redis;
+}
+
+interface Replica {
+  manager: TokenManager;
+  client: StarshipClient;
+  logs: LogCapture;
+  storeCalls: () => number;
+}
+
+/** One broker replica's token side: the real Starship client and manager, on a given store. */
+function replica(
+  fake: FakeStarship,
+  store: TokenStore,
+  clock: () => number,
+  options: { refreshBeforeS?: number; timeoutMs?: number } = {},
+): Replica {
+  const client = createStarshipClient({ baseUrl: fake.url, username, password, timeoutMs: options.timeoutMs ?? 2_000, clock });
+  cleanups.push(() => client.close());
+  let calls = 0;
+  // Counts the store calls the manager makes; the store itself is the real one.
+  const counted = new Proxy(store, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== 'function' || property === 'onReconnect') return value;
+      return (...args: unknown[]) => {
+        calls += 1;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  const logs = captureLogs();
+  const manager = createTokenManager({
+    auth: client,
+    store: counted,
+    clock,
+    logger: createLogger({ level: 'debug', destination: logs.stream }),
+    refreshBeforeS: options.refreshBeforeS ?? 300,
+    upstreamTimeoutMs: options.timeoutMs ?? 2_000,
+    random: () => 0.5,
+    lockPollMs: 10,
+  });
+  return { manager, client, logs, storeCalls: () => calls };
+}
+
+function redisStore(redis: Redis, keyPrefix: string, clock: () => number): TokenStore {
+  cleanups.push(() => deleteKeys(redis, keyPrefix));
+  return createRedisTokenStore({ redis, keyPrefix, cipher: createTokenCipher(encryptionKey), clock });
+}
+
+/** Waits until a background renewal has settled (it runs on real timers). */
+async function settle(check: () => boolean) {
+  for (let i = 0; i < 400 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  expect(check()).toBe(true);
+}
+
+describe('token manager, one replica', () => {
+  it('logs in on first need, then serves from memory with no store round trip', async () => {
+    const { clock } = testClock();
+    const fake = await fakeStarship(clock);
+    const one = replica(fake, createMemoryTokenStore(clock), clock);
+
+    const token = await one.manager.getAccessToken();
+    expect(fake.stats.logins).toBe(1);
+    const callsAfterLogin = one.storeCalls();
+    for (let i = 0; i < 1000; i++) expect(await one.manager.getAccessToken()).toBe(token);
+    expect(one.storeCalls()).toBe(callsAfterLogin);
+    expect(fake.stats.logins).toBe(1);
+  });
+
+  it('refreshes in the background inside the refresh window while callers keep the current token', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock, 900);
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock, { refreshBeforeS: 300 });
+    const first = await one.manager.getAccessToken();
+
+    time.advance(599_000); // 301 s before expiry: not yet in the window
+    expect(await one.manager.getAccessToken()).toBe(first);
+    expect(fake.stats.refreshes).toBe(0);
+
+    time.advance(2_000); // 299 s before expiry: in the window
+    expect(await one.manager.getAccessToken()).toBe(first);
+    await settle(() => fake.stats.refreshes === 1);
+    const second = await one.manager.getAccessToken();
+    expect(second).not.toBe(first);
+    expect(fake.stats).toMatchObject({ logins: 1, refreshes: 1, refreshReuses: 0 });
+  });
+
+  it('caps the refresh window at half the access token lifetime', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock, 60); // 60 s tokens, window asked for is 300 s
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock, { refreshBeforeS: 300 });
+    await one.manager.getAccessToken();
+    time.advance(29_000);
+    await one.manager.getAccessToken();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(fake.stats.refreshes).toBe(0);
+    time.advance(2_000);
+    await one.manager.getAccessToken();
+    await settle(() => fake.stats.refreshes === 1);
+  });
+
+  it('makes 100 parallel callers with an expired token wait for exactly one refresh', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock, 900);
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const first = await one.manager.getAccessToken();
+    time.advance(901_000);
+
+    const tokens = await Promise.all(Array.from({ length: 100 }, () => one.manager.getAccessToken()));
+    expect(new Set(tokens).size).toBe(1);
+    expect(tokens[0]).not.toBe(first);
+    expect(fake.stats).toMatchObject({ logins: 1, refreshes: 1, refreshReuses: 0 });
+  });
+
+  it('logs in again when the refresh token is rejected (revoked or expired)', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    await one.manager.getAccessToken();
+    fake.revokeAll();
+    time.advance(901_000);
+
+    await one.manager.getAccessToken();
+    expect(fake.stats).toMatchObject({ logins: 2, refreshes: 0, refreshFailures: 1 });
+  });
+
+  it('keeps the tokens through refresh failures, backs off, and answers 502 with Retry-After once none is valid', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const first = await one.manager.getAccessToken();
+
+    time.advance(700_000); // in the window: the background refresh fails
+    fake.fail('refresh', { kind: 'reply', status: 503, body: { error: 'unavailable' } });
+    expect(await one.manager.getAccessToken()).toBe(first);
+    await settle(() => fake.stats.refreshFailures === 1);
+    expect(await one.manager.getAccessToken()).toBe(first); // still in hand, inside the backoff
+    expect(fake.stats.refreshFailures).toBe(1);
+
+    time.advance(201_000); // expired, and the backoff (750 ms with this jitter) has passed
+    fake.fail('refresh', { kind: 'reply', status: 500, body: {} });
+    const error = await one.manager.getAccessToken().catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'upstream_error', retryAfterS: expect.any(Number) });
+    // Inside the next backoff nobody calls Starship.
+    await expect(one.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_error' });
+    expect(fake.stats.refreshFailures).toBe(2);
+
+    time.advance(5_000);
+    expect(await one.manager.getAccessToken()).not.toBe(first);
+    expect(fake.stats).toMatchObject({ logins: 1, refreshes: 1 });
+  });
+
+  it('answers 504 when Starship does not answer the refresh in time', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock, { timeoutMs: 200 });
+    await one.manager.getAccessToken();
+    time.advance(901_000);
+    fake.fail('refresh', { kind: 'hang' });
+    await expect(one.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_timeout' });
+  });
+
+  it.each([
+    ['honours Retry-After', { 'retry-after': '120' }, 120],
+    ['waits 60 s without Retry-After', undefined, 60],
+    ['waits at most 15 minutes', { 'retry-after': '7200' }, 900],
+  ])('cools down after a throttled login: %s', async (_name, headers, waitS) => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    fake.fail('login', { kind: 'reply', status: 429, body: { error: 'Too Many Requests' }, ...(headers !== undefined && { headers }) });
+
+    await expect(one.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_throttled', retryAfterS: waitS });
+    time.advance((waitS - 1) * 1000);
+    await expect(one.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_throttled', retryAfterS: 1 });
+    expect(fake.stats.loginFailures).toBe(1);
+    expect(fake.stats.logins).toBe(0);
+
+    time.advance(1_000);
+    await one.manager.getAccessToken();
+    expect(fake.stats.logins).toBe(1);
+    const status = await one.manager.status();
+    expect(status).toMatchObject({ state: 'valid', cooldownUntil: null });
+  });
+
+  it('cools down for 60 s after the credentials are rejected, logging an error, so the account is not locked out', async () => {
+    const time = testClock();
+    const fake = await startFakeStarship({ username, password: 'the-real-password-is-different', clock: time.clock });
+    cleanups.push(() => fake.close());
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+
+    await expect(one.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_error', retryAfterS: 60 });
+    for (let i = 0; i < 5; i++) await expect(one.manager.getAccessToken()).rejects.toMatchObject({ retryAfterS: 60 });
+    expect(fake.stats.loginFailures).toBe(1);
+    expect(await one.manager.status()).toMatchObject({ state: 'cooldown', cooldownUntil: new Date(start + 60_000).toISOString() });
+    expect(one.logs.entries().some((e) => e.level === 'error' && String(e.msg).includes('login rejected'))).toBe(true);
+    expect(one.logs.text()).not.toContain(password);
+  });
+
+  it('reports its state without ever showing a token', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    expect(await one.manager.status()).toEqual({
+      state: 'none',
+      accessExpiresAt: null,
+      refreshExpiresAt: null,
+      clientId: null,
+      cooldownUntil: null,
+    });
+    const token = await one.manager.getAccessToken();
+    const status = await one.manager.status();
+    expect(status).toEqual({
+      state: 'valid',
+      accessExpiresAt: new Date(start + 900_000).toISOString(),
+      refreshExpiresAt: new Date(start + 7 * 24 * 3600_000).toISOString(),
+      clientId: '123456',
+      cooldownUntil: null,
+    });
+    expect(JSON.stringify(status)).not.toContain(token);
+  });
+
+  it('forces a fresh login on demand, and logs the old session out only for credential rotation', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const first = await one.manager.getAccessToken();
+    await one.manager.forceLogin({ revokePrevious: false });
+    const second = await one.manager.getAccessToken();
+    expect(second).not.toBe(first);
+    expect(fake.stats).toMatchObject({ logins: 2, logouts: 0 });
+
+    await one.manager.forceLogin({ revokePrevious: true });
+    expect(fake.stats).toMatchObject({ logins: 3, logouts: 1 });
+    expect(await one.manager.getAccessToken()).not.toBe(second);
+  });
+});
+
+describe('token manager, several replicas on one Redis', () => {
+  async function replicas(count: number, time: ReturnType<typeof testClock>, fake: FakeStarship) {
+    const prefix = uniquePrefix();
+    const all: Replica[] = [];
+    for (let i = 0; i < count; i++) {
+      // Each replica has its own Redis connection, as separate processes would.
+      const redis = await redisClient();
+      all.push(replica(fake, redisStore(redis, prefix, time.clock), time.clock));
+    }
+    return all;
+  }
+
+  it('logs in once, then refreshes once per cycle across replicas, never reusing a refresh token', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock, 900);
+    const all = await replicas(4, time, fake);
+
+    const first = await Promise.all(all.flatMap((r) => Array.from({ length: 25 }, () => r.manager.getAccessToken())));
+    expect(new Set(first).size).toBe(1);
+    expect(fake.stats.logins).toBe(1);
+
+    for (let cycle = 1; cycle <= 3; cycle++) {
+      time.advance(901_000); // every replica's token has expired
+      const tokens = await Promise.all(all.flatMap((r) => Array.from({ length: 25 }, () => r.manager.getAccessToken())));
+      expect(new Set(tokens).size).toBe(1);
+      expect(fake.stats).toMatchObject({ logins: 1, refreshes: cycle, refreshReuses: 0, refreshFailures: 0 });
+    }
+  });
+
+  it('recovers from revocation with one login across replicas', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const all = await replicas(3, time, fake);
+    const token = await all[0]!.manager.getAccessToken();
+    for (const r of all) expect(await r.manager.getAccessToken()).toBe(token);
+
+    fake.revokeAll();
+    for (const r of all) r.manager.reportRejected(token);
+    const renewed = await Promise.all(all.map((r) => r.manager.getAccessToken()));
+    expect(new Set(renewed).size).toBe(1);
+    expect(renewed[0]).not.toBe(token);
+    expect(fake.stats.logins).toBe(2);
+  });
+
+  it('shares a login cooldown: no replica calls login until Retry-After has passed', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const all = await replicas(3, time, fake);
+    fake.fail('login', { kind: 'reply', status: 429, body: {}, headers: { 'retry-after': '30' } });
+
+    await expect(all[0]!.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_throttled', retryAfterS: 30 });
+    for (const r of all.slice(1))
+      await expect(r.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_throttled', retryAfterS: 30 });
+    expect(fake.stats.loginFailures + fake.stats.logins).toBe(1);
+
+    time.advance(30_000);
+    const tokens = await Promise.all(all.map((r) => r.manager.getAccessToken()));
+    expect(new Set(tokens).size).toBe(1);
+    expect(fake.stats.logins).toBe(1);
+  });
+});

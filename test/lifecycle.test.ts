@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeBenji, type FakeBenji } from '../src/sandbox/fake-benji.js';
-import { baseEnv, benjiApiKey, partnershipId } from './support/broker.js';
+import { startFakeStarship } from '../src/sandbox/fake-starship.js';
+import { baseEnv, benjiApiKey, partnershipId, starshipPassword, starshipUsername } from './support/broker.js';
 import { jwtSecret, signUserToken } from './support/jwt.js';
 import { spawnBroker, startBrokerProcess } from './support/process.js';
 
@@ -89,5 +90,24 @@ describe('the broker process', () => {
       broker.child.kill('SIGINT');
       expect(await broker.exited).toBe(0);
     }
+  });
+
+  it('logs in to Starship once at start, and starts all the same when Starship is down', async () => {
+    const starship = await startFakeStarship({ username: starshipUsername, password: starshipPassword });
+    const up = await startBrokerProcess({ ...baseEnv, STARSHIP_BASE_URL: starship.url });
+    const down = await startBrokerProcess({ ...baseEnv }); // STARSHIP_BASE_URL points at a closed port
+    try {
+      for (let i = 0; i < 200 && starship.stats.logins === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(starship.stats.logins).toBe(1);
+      expect(up.stdout()).toContain('REDIS_URL unset: Starship tokens live in process memory');
+      expect((await fetch(`http://127.0.0.1:${down.internalPort}/healthz`)).status).toBe(200);
+    } finally {
+      up.child.kill('SIGTERM');
+      down.child.kill('SIGTERM');
+      expect(await up.exited).toBe(0);
+      expect(await down.exited).toBe(0);
+      await starship.close();
+    }
+    expect(down.stdout()).toContain('starship session not ready at start');
   });
 });

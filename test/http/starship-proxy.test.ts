@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { createServer, get, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { largeBodyByte, startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
@@ -175,7 +177,30 @@ describe('proxying to Starship', () => {
   });
 });
 
+/** GET with the path sent byte for byte (HTTP clients would resolve `..` and turn `\\` into `/`). */
+async function rawGet(path: string): Promise<{ status: number; contentType: string; url: string }> {
+  const server = createServer(app());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const { port } = server.address() as AddressInfo;
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      get({ host: '127.0.0.1', port, path, headers: { authorization: `Bearer ${serviceKeys.orders}` } }, resolve).on('error', reject);
+    });
+    res.resume();
+    await new Promise((resolve) => res.on('end', resolve));
+    await new Promise((resolve) => setImmediate(resolve)); // the request log is written on 'finish'
+    const logged = subject.logs.entries().find((e) => (e.req as { id?: string } | undefined)?.id === res.headers['x-request-id']);
+    return { status: res.statusCode ?? 0, contentType: String(res.headers['content-type']), url: (logged?.req as { url: string }).url };
+  } finally {
+    server.close();
+  }
+}
+
 describe('path safety', () => {
+  it('receives attack paths exactly as written', async () => {
+    expect((await rawGet('/v1/starship/api/v1/..\\..\\auth')).url).toBe('/v1/starship/api/v1/..\\..\\auth');
+  });
+
   const attacks = [
     '/v1/starship/auth/login',
     '/v1/starship/AUTH/refresh',
@@ -184,6 +209,7 @@ describe('path safety', () => {
     '/v1/starship/api/v1/%2E%2E/x',
     '/v1/starship/api/v1%2f..%2fauth%2flogin',
     '/v1/starship/api/v1/..%5cauth',
+    '/v1/starship/api/v1/..\\..\\auth\\login',
     '/v1/starship/api/v1/%5c%5cevil.example.com',
     '/v1/starship//evil.example.com/api/v1/products',
     '/v1/starship/api/v1//evil.example.com',
@@ -197,9 +223,9 @@ describe('path safety', () => {
   ];
 
   it.each(attacks)('refuses %s without reaching Starship', async (path) => {
-    const res = await asOrders(request(app()).get(path));
+    const res = await rawGet(path);
     expect([403, 404]).toContain(res.status);
-    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.contentType).toMatch(/^application\/problem\+json/);
     expect(starship.requests).toHaveLength(0);
   });
 });

@@ -1,16 +1,19 @@
 import type { Express } from 'express';
 import type { Redis } from 'ioredis';
+import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load-config.js';
 import type { Readiness } from './http/base-app.js';
 import { connectRateLimit } from './http/connect-rate-limit.js';
 import { frontendAuth } from './http/frontend-auth.js';
+import { internalAuth, requireAdmin } from './http/internal-auth.js';
 import { createInternalApp } from './http/internal-app.js';
+import { internalOpenApi, publicOpenApi } from './http/openapi.js';
 import { createPublicApp } from './http/public-app.js';
+import type { Door } from './http/request-logging.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createRedisClient } from './redis.js';
 import { createBenjiClient } from './upstream/benji/benji-client.js';
-import { systemClock, type Clock } from './clock.js';
-import { internalAuth, requireAdmin } from './http/internal-auth.js';
 import { createMemoryTokenStore } from './tokens/memory-token-store.js';
 import { createRedisTokenStore } from './tokens/redis-token-store.js';
 import { createTokenCipher } from './tokens/token-cipher.js';
@@ -30,6 +33,7 @@ export interface Broker {
   readonly publicApp: Express;
   readonly internalApp: Express;
   readonly logger: Logger;
+  readonly metrics: Metrics;
   readonly tokens: TokenManager;
   /** Tries the Starship login once (after listening); never throws. */
   warmUp(): Promise<void>;
@@ -42,11 +46,14 @@ export interface Broker {
 /** The composition root: every collaborator is built here, by hand, from the config. */
 export function createBroker(config: Config, overrides: BrokerOverrides = {}): Broker {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
-  const redis: Redis | undefined = config.redis === undefined ? undefined : createRedisClient(config.redis.url, logger);
+  const metrics = createMetrics();
+  const redis: Redis | undefined =
+    config.redis === undefined ? undefined : createRedisClient(config.redis.url, logger, () => metrics.redisError('connection'));
   const clock = overrides.clock ?? systemClock;
-  const benji = createBenjiClient(config.benji);
-  const starship = createStarshipClient({ ...config.starship, clock });
+  const benji = createBenjiClient({ ...config.benji, metrics });
+  const starship = createStarshipClient({ ...config.starship, clock, metrics });
   const tokens = createTokenManager({
+    metrics,
     auth: starship,
     store: tokenStore(config, redis, clock, logger),
     clock,
@@ -60,16 +67,33 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
     logger.warn('FRONTEND_AUTH=none: connect tokens are issued to anonymous callers, without a user id');
   }
 
+  metrics.watchSession(
+    { accessExpiresAt: () => tokens.snapshot().accessExpiresAt, cooldownUntil: () => tokens.snapshot().cooldownUntil },
+    clock,
+  );
+
   let shuttingDown = false;
-  const readiness = (): Readiness => {
-    const checks = { redis: redis === undefined ? 'disabled' : redis.status === 'ready' ? 'ok' : 'down' };
+  /**
+   * Read from memory on every probe. The public door needs neither Redis nor Starship to serve, so
+   * only shutdown takes it out; the internal door is unavailable while no Starship token can be had.
+   */
+  const readiness = (door: Door) => (): Readiness => {
+    const session = tokens.snapshot();
+    const checks: Readiness['checks'] = {
+      redis: redis === undefined ? 'disabled' : redis.status === 'ready' ? 'ok' : 'down',
+      starshipToken: session.state,
+    };
     if (shuttingDown) return { status: 'shutting_down', checks };
-    return { status: checks.redis === 'down' ? 'degraded' : 'ok', checks };
+    if (door === 'internal' && session.blocked) return { status: 'unavailable', checks };
+    const tokenInHand = session.state === 'valid' || session.state === 'refreshing';
+    return { status: checks.redis === 'down' || (door === 'internal' && !tokenInHand) ? 'degraded' : 'ok', checks };
   };
-  const shared = { logger, trustProxy: config.http.trustProxy, readiness };
+  const shared = { logger, metrics, trustProxy: config.http.trustProxy };
 
   const publicApp = createPublicApp({
     ...shared,
+    readiness: readiness('public'),
+    openapi: publicOpenApi(),
     corsOrigins: config.http.corsOrigins,
     connectToken: {
       benji,
@@ -85,6 +109,8 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
   const authenticateService = internalAuth(config.internalAuth.keys);
   const internalApp = createInternalApp({
     ...shared,
+    readiness: readiness('internal'),
+    openapi: internalOpenApi(),
     starshipProxy: { starship, tokens, allow: config.starship.proxyAllow, authenticate: authenticateService },
     admin: { tokens, authorize: [authenticateService, requireAdmin(config.internalAuth.adminCallers)] },
   });
@@ -93,6 +119,7 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
     publicApp,
     internalApp,
     logger,
+    metrics,
     tokens,
     warmUp: () => tokens.warmUp(),
     beginShutdown() {

@@ -6,7 +6,7 @@ import type { Logger } from './observability/logger.js';
  * down, commands reject at once (no offline queue, short timeouts) and callers fall back to what
  * they hold in memory, so no request ever waits behind a dead Redis.
  */
-export function createRedisClient(url: string, logger: Logger): Redis {
+export function createRedisClient(url: string, logger: Logger, onError: () => void = () => undefined): Redis {
   const redis = new Redis(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -22,6 +22,7 @@ export function createRedisClient(url: string, logger: Logger): Redis {
     healthy = true;
   });
   redis.on('error', (error: Error & { code?: string }) => {
+    onError();
     if (healthy) logger.warn({ reason: error.code ?? error.message }, 'redis unavailable');
     healthy = false;
   });

@@ -54,11 +54,18 @@ export type ConfigResult = { ok: true; config: Config } | { ok: false; problems:
 
 type RawEnv = Record<string, string | undefined>;
 
+export interface LoadOptions {
+  readFile?: (path: string) => string;
+  /** Production keys are at least 24 characters; only the demo's entry point asks for less. */
+  minServiceKeyLength?: number;
+}
+
 /**
  * Parses the environment once. Every problem is collected and named by its variable; values are
  * never echoed, so secrets cannot leak into start-up output.
  */
-export function loadConfig(env: RawEnv, readFile: (path: string) => string = (path) => readFileSync(path, 'utf8')): ConfigResult {
+export function loadConfig(env: RawEnv, options: LoadOptions = {}): ConfigResult {
+  const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
   const problems: string[] = [];
   const input = withSecretFiles(withoutEmpty(env), readFile, problems);
 
@@ -76,7 +83,7 @@ export function loadConfig(env: RawEnv, readFile: (path: string) => string = (pa
   if (input.REDIS_URL !== undefined && input.TOKEN_ENCRYPTION_KEY === undefined) {
     problems.push('TOKEN_ENCRYPTION_KEY: is required when REDIS_URL is set (tokens are stored encrypted)');
   }
-  if (parsed.success) problems.push(...callerProblems(parsed.data));
+  if (parsed.success) problems.push(...callerProblems(parsed.data, options.minServiceKeyLength ?? 24));
   if (!parsed.success || problems.length > 0) return { ok: false, problems };
   return { ok: true, config: deepFreeze(toConfig(parsed.data)) };
 }
@@ -127,8 +134,12 @@ function toConfig(env: Env): Config {
   };
 }
 
-function callerProblems(env: Env): string[] {
+function callerProblems(env: Env, minKeyLength: number): string[] {
   const problems: string[] = [];
+  for (const { caller, key } of env.INTERNAL_API_KEYS) {
+    if (key.length < minKeyLength)
+      problems.push(`INTERNAL_API_KEYS: the key of caller ${caller} must be at least ${minKeyLength} characters`);
+  }
   const callers = env.INTERNAL_API_KEYS.map((entry) => entry.caller);
   const duplicate = callers.find((caller, index) => callers.indexOf(caller) !== index);
   if (duplicate !== undefined) problems.push(`INTERNAL_API_KEYS: caller ${duplicate} is listed twice`);

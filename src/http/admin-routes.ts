@@ -1,7 +1,7 @@
 import express, { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
-import type { TokenManager } from '../tokens/token-manager.js';
+import type { SessionStatus, TokenManager } from '../tokens/token-manager.js';
 
 export interface AdminDeps {
   tokens: TokenManager;
@@ -9,7 +9,15 @@ export interface AdminDeps {
   authorize: RequestHandler[];
 }
 
-const renewBody = z.strictObject({ revokePrevious: z.boolean().optional() });
+export const renewBody = z.strictObject({ revokePrevious: z.boolean().optional() });
+
+export const sessionStatusBody = z.object({
+  state: z.enum(['none', 'valid', 'refreshing', 'expired', 'cooldown']),
+  accessExpiresAt: z.iso.datetime().nullable(),
+  refreshExpiresAt: z.iso.datetime().nullable(),
+  clientId: z.string().nullable(),
+  cooldownUntil: z.iso.datetime().nullable(),
+}) satisfies z.ZodType<SessionStatus>;
 
 /** Operator routes for the Starship session. They show times and ids, never a token. */
 export function adminRouter({ tokens, authorize }: AdminDeps): Router {

@@ -11,6 +11,11 @@ export interface InternalAppDeps extends Omit<BaseAppOptions, 'door'> {
 /** The internal door: for the company's own services, on its own port, never exposed to browsers. */
 export function createInternalApp(deps: InternalAppDeps): Express {
   const app = createBaseApp({ ...deps, door: 'internal' });
+  // Prometheus scrapes the internal port only: metrics describe traffic, which is not for the public.
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('content-type', deps.metrics.registry.contentType);
+    res.send(await deps.metrics.registry.metrics());
+  });
   app.use(adminRouter(deps.admin));
   app.use(starshipProxyRouter(deps.starshipProxy));
   return finishApp(app);

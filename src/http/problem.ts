@@ -1,5 +1,16 @@
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
-import { AppError, errorCatalog } from '../errors.js';
+import { z } from 'zod';
+import { AppError, errorCatalog, type ErrorCode } from '../errors.js';
+
+/** The body of every error answer (RFC 9457), as documented in the OpenAPI descriptions. */
+export const problemBody = z.object({
+  type: z.literal('about:blank'),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  code: z.enum(Object.keys(errorCatalog) as [ErrorCode, ...ErrorCode[]]),
+  requestId: z.string(),
+});
 
 /**
  * The one place where errors become HTTP answers: RFC 9457 problem+json with a stable `code` and
@@ -21,8 +32,8 @@ export function sendProblem(req: Request, res: Response, error: AppError): void 
         status: error.status,
         detail: error.message,
         code: error.code,
-        requestId: req.id,
-      }),
+        requestId: String(req.id),
+      } satisfies z.input<typeof problemBody>),
     );
 }
 

@@ -5,7 +5,7 @@ import type { Logger } from '../observability/logger.js';
 
 /** An inbound X-Request-Id is kept only when it is short and plain, so it cannot forge log lines. */
 const saneRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
-const quietPaths = new Set(['/healthz', '/readyz']);
+const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
 
 export type Door = 'public' | 'internal';
 

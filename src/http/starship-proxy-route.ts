@@ -24,6 +24,7 @@ export function starshipProxyRouter({ starship, tokens, allow, authenticate }: S
   // Mounted with `use`, not a `{*path}` route: Express would decode (and choke on) the path before
   // proxyTarget could judge the raw one, which is the one that must be checked.
   router.use(mountPath, authenticate, bufferedBody, async (req, res) => {
+    res.locals.route = `${mountPath}/{path}`;
     const target = proxyTarget(req.originalUrl, mountPath, allow);
     const headers = upstreamRequestHeaders(req.headers, String(req.id));
     const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body : undefined;

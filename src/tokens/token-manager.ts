@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { noMetrics, type TokenMetrics } from '../observability/metrics.js';
 import type { AuthFailure, AuthResult } from '../upstream/starship/starship-client.js';
 import type { Cooldown, TokenSet } from './token-set.js';
 import type { TokenStore } from './token-store.js';
@@ -48,6 +49,7 @@ export interface TokenManagerOptions {
   /** For jitter; injectable so tests are deterministic. */
   random?: () => number;
   lockPollMs?: number;
+  metrics?: TokenMetrics;
 }
 
 export type SessionState = 'none' | 'valid' | 'refreshing' | 'expired' | 'cooldown';
@@ -60,6 +62,18 @@ export interface SessionStatus {
   cooldownUntil: string | null;
 }
 
+/** What readiness and metrics read on every probe or scrape: memory only, no I/O. */
+export interface SessionSnapshot {
+  state: SessionState;
+  accessExpiresAt: number | undefined;
+  cooldownUntil: number | undefined;
+  /**
+   * No usable token and Starship login is cooling down: every call will fail until `cooldownUntil`.
+   * (A transient failure's short backoff does not count: the next call retries.)
+   */
+  blocked: boolean;
+}
+
 export interface TokenManager {
   /** A usable access token, renewing first only when none is in hand. Throws AppError when it cannot. */
   getAccessToken(): Promise<string>;
@@ -68,6 +82,7 @@ export interface TokenManager {
   /** A fresh login now (admin). With revokePrevious, logs the old session out first (credential rotation). */
   forceLogin(options: { revokePrevious: boolean }): Promise<void>;
   status(): Promise<SessionStatus>;
+  snapshot(): SessionSnapshot;
   /** Tries to log in once at start; failure is logged, never thrown. */
   warmUp(): Promise<void>;
 }
@@ -80,6 +95,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const { auth, store, clock, logger } = options;
   const random = options.random ?? Math.random;
   const lockPollMs = options.lockPollMs ?? 50;
+  const metrics = options.metrics ?? noMetrics;
   // A holder makes at most a refresh and a login, each bounded by the upstream timeout.
   const lockTtlMs = 2 * options.upstreamTimeoutMs + 5_000;
   const lockWaitMs = lockTtlMs + 5_000;
@@ -121,6 +137,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   // --- the store, failing soft ----------------------------------------------------------------
 
   function storeFailed(action: string, error: unknown): void {
+    metrics.storeError(action);
     if (storeReachable) logger.warn({ action, reason: (error as Error).message }, 'token store unreachable; using tokens in memory');
     storeReachable = false;
   }
@@ -189,12 +206,18 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
    * 'adopted': while we waited, another replica stored tokens that need no renewal.
    */
   async function lock(owner: string): Promise<'held' | 'local' | 'adopted'> {
-    const deadline = performance.now() + lockWaitMs;
+    const startedAt = performance.now();
+    const deadline = startedAt + lockWaitMs;
+    const waited = (outcome: 'acquired' | 'adopted' | 'store_down') => metrics.lockWait((performance.now() - startedAt) / 1000, outcome);
     for (;;) {
       try {
-        if (await store.acquireLock(owner, lockTtlMs)) return 'held';
+        if (await store.acquireLock(owner, lockTtlMs)) {
+          waited('acquired');
+          return 'held';
+        }
       } catch (error) {
         storeFailed('lock', error);
+        waited('store_down');
         return 'local';
       }
       if (performance.now() > deadline) {
@@ -203,7 +226,10 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         });
       }
       await sleep(lockPollMs);
-      if ((await adoptFromStore()) && !needsRenewal(current, clock())) return 'adopted';
+      if ((await adoptFromStore()) && !needsRenewal(current, clock())) {
+        waited('adopted');
+        return 'adopted';
+      }
     }
   }
 
@@ -238,8 +264,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const set = current;
     if (set !== undefined && set.refreshExpiresAt - marginMs(set) > clock()) {
       const result = await auth.refresh(set.refreshToken);
-      if (result.ok) return accept(result.tokens, 'starship tokens refreshed');
+      if (result.ok) return accept(result.tokens, 'refresh');
       if (result.failure.kind !== 'rejected') return failed(result.failure, 'refresh');
+      metrics.renewal('refresh', 'rejected');
       logger.warn({ upstreamStatus: result.failure.status, upstreamError: result.failure.error }, 'starship refresh rejected; logging in');
       if ((await adoptFromStore()) && !needsRenewal(current, clock())) return;
     }
@@ -251,9 +278,10 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     if (blocked !== undefined) throw block(blocked.until, throttled(blocked));
 
     const result = await auth.login();
-    if (result.ok) return accept(result.tokens, 'starship login succeeded');
+    if (result.ok) return accept(result.tokens, 'login');
     const { failure } = result;
     if (failure.kind === 'throttled') {
+      metrics.renewal('login', 'throttled');
       const waitS = Math.min(Math.max(failure.retryAfterS ?? defaultCooldownS, 1), maxCooldownS);
       const next: Cooldown = { until: clock() + waitS * 1000, reason: 'throttled' };
       await startCooldown(next);
@@ -261,6 +289,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       throw block(next.until, throttled(next));
     }
     if (failure.kind === 'rejected') {
+      metrics.renewal('login', 'rejected');
       const next: Cooldown = { until: clock() + defaultCooldownS * 1000, reason: 'credentials_rejected' };
       await startCooldown(next);
       logger.error(
@@ -275,14 +304,18 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     return failed(failure, 'login');
   }
 
-  async function accept(tokens: TokenSet, message: string): Promise<void> {
+  async function accept(tokens: TokenSet, kind: 'login' | 'refresh'): Promise<void> {
+    metrics.renewal(kind, 'success');
     current = tokens;
     failures = 0;
     retryAt = 0;
     lastFailure = undefined;
     // Written before the lock is released: the next holder must see the rotated refresh token.
     await save(tokens);
-    logger.info({ clientId: tokens.clientId, accessExpiresAt: iso(tokens.accessExpiresAt) }, message);
+    logger.info(
+      { clientId: tokens.clientId, accessExpiresAt: iso(tokens.accessExpiresAt) },
+      kind === 'login' ? 'starship login succeeded' : 'starship tokens refreshed',
+    );
   }
 
   /** Transient failure: keep the tokens, retry after an exponential backoff with jitter. */
@@ -293,6 +326,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         ? failure.retryAfterS * 1000
         : Math.min(1000 * 2 ** (failures - 1), maxBackoffMs) * (0.5 + random() / 2);
     const timeout = failure.kind === 'unavailable' && failure.timeout;
+    metrics.renewal(during, timeout ? 'timeout' : failure.kind);
     logger.warn(
       { during, failure: failure.kind, upstreamStatus: 'status' in failure ? failure.status : undefined, retryInMs: Math.round(backoffMs) },
       'starship token renewal failed',
@@ -329,6 +363,12 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   }
 
   // --- the interface --------------------------------------------------------------------------
+
+  function stateAt(now: number, cooling: Cooldown | undefined): SessionState {
+    if (usable(current, now)) return inFlight === undefined ? 'valid' : 'refreshing';
+    if (cooling !== undefined) return 'cooldown';
+    return current === undefined ? 'none' : 'expired';
+  }
 
   async function getAccessToken(): Promise<string> {
     const now = clock();
@@ -374,16 +414,23 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       });
     },
 
+    snapshot() {
+      const now = clock();
+      const cooling = cooldown !== undefined && cooldown.until > now ? cooldown : undefined;
+      return {
+        state: stateAt(now, cooling),
+        accessExpiresAt: current?.accessExpiresAt,
+        cooldownUntil: cooling?.until,
+        blocked: cooling !== undefined && !usable(current, now),
+      };
+    },
+
     async status() {
       const now = clock();
       const cooling = await activeCooldown(now);
       const set = current;
-      let state: SessionState;
-      if (usable(set, now)) state = inFlight === undefined ? 'valid' : 'refreshing';
-      else if (cooling !== undefined) state = 'cooldown';
-      else state = set === undefined ? 'none' : 'expired';
       return {
-        state,
+        state: stateAt(now, cooling),
         accessExpiresAt: set === undefined ? null : iso(set.accessExpiresAt),
         refreshExpiresAt: set === undefined ? null : iso(set.refreshExpiresAt),
         clientId: set?.clientId ?? null,

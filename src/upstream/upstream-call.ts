@@ -23,6 +23,11 @@ export function transportError(upstream: string, error: unknown, signal?: AbortS
   return new AppError('upstream_error', `${upstream} could not be reached.`, { logFields: { upstream, reason }, cause: error });
 }
 
+/** The metrics label for a failed exchange. */
+export function outcomeOf(error: unknown): 'timeout' | 'error' {
+  return error instanceof AppError ? (error.code === 'upstream_timeout' ? 'timeout' : 'error') : isTimeout(error) ? 'timeout' : 'error';
+}
+
 /** Runs one upstream exchange (request and reading the reply) under a deadline. */
 export async function callUpstream<T>(upstream: string, timeoutMs: number, exchange: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const signal = AbortSignal.timeout(timeoutMs);

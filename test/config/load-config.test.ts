@@ -13,18 +13,22 @@ const required = {
 const encryptionKey = Buffer.alloc(32, 7).toString('base64');
 
 function ok(env: Record<string, string | undefined>): Config {
-  const result = loadConfig(env, () => {
-    throw Object.assign(new Error('no files in this test'), { code: 'ENOENT' });
+  const result = loadConfig(env, {
+    readFile: () => {
+      throw Object.assign(new Error('no files in this test'), { code: 'ENOENT' });
+    },
   });
   if (!result.ok) throw new Error(result.problems.join('; '));
   return result.config;
 }
 
 function problems(env: Record<string, string | undefined>, files: Record<string, string> = {}): string[] {
-  const result = loadConfig(env, (path) => {
-    const content = files[path];
-    if (content === undefined) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
-    return content;
+  const result = loadConfig(env, {
+    readFile: (path) => {
+      const content = files[path];
+      if (content === undefined) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
+      return content;
+    },
   });
   if (result.ok) throw new Error('expected problems');
   return result.problems;
@@ -191,10 +195,15 @@ describe('loadConfig', () => {
   });
 
   it('reads secrets from NAME_FILE, refusing both forms at once and naming unreadable files', () => {
-    const result = loadConfig({ ...required, BENJI_API_KEY: undefined, BENJI_API_KEY_FILE: '/run/secrets/benji' }, (path) => {
-      expect(path).toBe('/run/secrets/benji');
-      return 'from-file-key\n';
-    });
+    const result = loadConfig(
+      { ...required, BENJI_API_KEY: undefined, BENJI_API_KEY_FILE: '/run/secrets/benji' },
+      {
+        readFile: (path) => {
+          expect(path).toBe('/run/secrets/benji');
+          return 'from-file-key\n';
+        },
+      },
+    );
     expect(result.ok && result.config.benji.apiKey).toBe('from-file-key');
 
     expect(problems({ ...required, BENJI_API_KEY_FILE: '/run/secrets/benji' }, { '/run/secrets/benji': 'x' })).toEqual([

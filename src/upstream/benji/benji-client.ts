@@ -1,7 +1,8 @@
 import { Pool } from 'undici';
 import { z } from 'zod';
 import { AppError } from '../../errors.js';
-import { callUpstream, parseJson, retryAfterSeconds } from '../upstream-call.js';
+import { noMetrics, type UpstreamMetrics } from '../../observability/metrics.js';
+import { callUpstream, outcomeOf, parseJson, retryAfterSeconds } from '../upstream-call.js';
 
 /** Benji's numeric connect modes (there is no 2). */
 export const benjiModeNumbers = { connect: 1, transfer: 3, redeem: 4 } as const;
@@ -29,6 +30,7 @@ export interface BenjiClientOptions {
   apiKey: string;
   partnershipId: string;
   timeoutMs: number;
+  metrics?: UpstreamMetrics;
 }
 
 const successBody = z.object({
@@ -59,6 +61,8 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
           },
         }),
       };
+      const startedAt = performance.now();
+      const metrics = options.metrics ?? noMetrics;
       const response = await callUpstream('benji', options.timeoutMs, async (signal) => {
         const {
           statusCode,
@@ -77,7 +81,11 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
           signal,
         });
         return { statusCode, headers, payload: parseJson(await reply.text()) };
+      }).catch((error: unknown) => {
+        metrics.observe('benji', 'connect', outcomeOf(error), (performance.now() - startedAt) / 1000);
+        throw error;
       });
+      metrics.observe('benji', 'connect', String(response.statusCode), (performance.now() - startedAt) / 1000);
       const { payload } = response;
 
       if (response.statusCode !== 200) {

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { Clock } from '../../clock.js';
 import { AppError } from '../../errors.js';
 import type { TokenSet } from '../../tokens/token-set.js';
-import { isTimeout, parseJson, retryAfterSeconds, transportError } from '../upstream-call.js';
+import { noMetrics, type UpstreamMetrics } from '../../observability/metrics.js';
+import { isTimeout, outcomeOf, parseJson, retryAfterSeconds, transportError } from '../upstream-call.js';
 
 /** Why a login or refresh did not produce tokens; the token manager decides what each means. */
 export type AuthFailure =
@@ -39,6 +40,7 @@ export interface StarshipClientOptions {
   password: string;
   timeoutMs: number;
   clock: Clock;
+  metrics?: UpstreamMetrics;
 }
 
 const tokenFields = z.object({
@@ -56,6 +58,19 @@ const errorReply = z
 
 export function createStarshipClient(options: StarshipClientOptions): StarshipClient {
   const origin = new URL(options.baseUrl).origin;
+  const metrics = options.metrics ?? noMetrics;
+  /** Times one call; the outcome is its HTTP status, or timeout/error when none came. */
+  async function timed<T extends { statusCode: number }>(operation: string, call: () => Promise<T>): Promise<T> {
+    const startedAt = performance.now();
+    try {
+      const result = await call();
+      metrics.observe('starship', operation, String(result.statusCode), (performance.now() - startedAt) / 1000);
+      return result;
+    } catch (error) {
+      metrics.observe('starship', operation, outcomeOf(error), (performance.now() - startedAt) / 1000);
+      throw error;
+    }
+  }
   // One keep-alive pool for auth and proxied calls alike.
   const pool = new Pool(origin, {
     connections: 128,
@@ -64,22 +79,25 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
     bodyTimeout: options.timeoutMs,
   });
 
-  async function authCall(path: string, body: unknown): Promise<AuthResult> {
+  async function authCall(operation: 'login' | 'refresh', body: unknown): Promise<AuthResult> {
     const signal = AbortSignal.timeout(options.timeoutMs);
     let status: number;
     let headers: Record<string, string | string[] | undefined>;
     let payload: unknown;
     try {
-      const response = await pool.request({
-        path,
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify(body),
-        signal,
+      const response = await timed(operation, async () => {
+        const reply = await pool.request({
+          path: `/auth/${operation}`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json' },
+          body: JSON.stringify(body),
+          signal,
+        });
+        return { statusCode: reply.statusCode, headers: reply.headers, payload: parseJson(await reply.body.text()) };
       });
       status = response.statusCode;
       headers = response.headers;
-      payload = parseJson(await response.body.text());
+      payload = response.payload;
     } catch (error) {
       return { ok: false, failure: { kind: 'unavailable', timeout: isTimeout(error, signal), status: undefined } };
     }
@@ -97,8 +115,8 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
   }
 
   return {
-    login: () => authCall('/auth/login', { username: options.username, password: options.password }),
-    refresh: (refreshToken) => authCall('/auth/refresh', { refresh_token: refreshToken }),
+    login: () => authCall('login', { username: options.username, password: options.password }),
+    refresh: (refreshToken) => authCall('refresh', { refresh_token: refreshToken }),
     async logout(accessToken) {
       const signal = AbortSignal.timeout(options.timeoutMs);
       try {
@@ -121,12 +139,14 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
     },
     async forward({ method, target, headers, body, accessToken }) {
       try {
-        return await pool.request({
-          path: target,
-          method: method as Dispatcher.HttpMethod,
-          headers: { ...headers, authorization: `Bearer ${accessToken}` },
-          body,
-        });
+        return await timed('proxy', () =>
+          pool.request({
+            path: target,
+            method: method as Dispatcher.HttpMethod,
+            headers: { ...headers, authorization: `Bearer ${accessToken}` },
+            body,
+          }),
+        );
       } catch (error) {
         throw transportError('starship', error);
       }

@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { createBroker } from './compose.js';
+import { loadConfig } from './config/load-config.js';
+import { startFakeBenji } from './sandbox/fake-benji.js';
+import { startFakeStarship } from './sandbox/fake-starship.js';
+import { serve } from './server.js';
+
+/**
+ * `npm run demo`: the whole product on one machine with no accounts. Sandbox Benji and Starship
+ * run on loopback (the same fakes the tests use, with short-lived Starship tokens so refreshes can
+ * be watched in the log), and the broker runs on 8080 (public) and 8081 (internal) with anonymous
+ * frontends and the internal key `demo-internal-key`. Tokens live in memory, or in Redis when
+ * REDIS_URL is set. Ctrl-C stops everything.
+ */
+const demoKey = 'demo-internal-key';
+const sandboxHost = process.env.SANDBOX_HOST ?? '127.0.0.1';
+const benjiKey = `sandbox-benji-${randomBytes(8).toString('hex')}`;
+const starshipLogin = { username: 'sandbox-api-user', password: `sandbox-${randomBytes(8).toString('hex')}` };
+
+const benji = await startFakeBenji({ apiKey: benjiKey, host: sandboxHost });
+const starship = await startFakeStarship({ ...starshipLogin, host: sandboxHost, accessTtlS: 120, refreshTtlS: 3600 });
+
+const loaded = loadConfig(
+  {
+    PORT: process.env.PORT ?? '8080',
+    INTERNAL_PORT: process.env.INTERNAL_PORT ?? '8081',
+    HOST: process.env.HOST ?? '127.0.0.1',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+    BENJI_BASE_URL: benji.url,
+    BENJI_API_KEY: benjiKey,
+    BENJI_PARTNERSHIP_ID: '49',
+    BENJI_DISPLAY_NAME: 'Reward Cookies (sandbox)',
+    FRONTEND_AUTH: 'none',
+    CORS_ORIGINS: process.env.CORS_ORIGINS,
+    STARSHIP_BASE_URL: starship.url,
+    STARSHIP_USERNAME: starshipLogin.username,
+    STARSHIP_PASSWORD: starshipLogin.password,
+    // Two-minute tokens, renewed a minute early: a refresh shows in the log every minute.
+    STARSHIP_REFRESH_BEFORE_S: '60',
+    INTERNAL_API_KEYS: `demo:${demoKey}`,
+    INTERNAL_ADMIN_CALLERS: 'demo',
+    REDIS_URL: process.env.REDIS_URL,
+    REDIS_KEY_PREFIX: process.env.REDIS_KEY_PREFIX ?? 'bff-demo:',
+    // A sandbox session needs no lasting key: a fresh one per run keeps Redis free of readable tokens.
+    TOKEN_ENCRYPTION_KEY: process.env.TOKEN_ENCRYPTION_KEY ?? randomBytes(32).toString('base64'),
+  },
+  // The demo's well-known key is shorter than production allows; only this entry point accepts it.
+  { minServiceKeyLength: demoKey.length },
+);
+if (!loaded.ok) {
+  console.error(`Invalid demo configuration:\n${loaded.problems.map((problem) => `  - ${problem}`).join('\n')}`);
+  await Promise.all([benji.close(), starship.close()]);
+  process.exit(1);
+}
+
+const broker = createBroker(loaded.config);
+const running = await serve(broker, loaded.config.http).catch(async (error: unknown) => {
+  console.error(`The demo could not listen: ${(error as Error).message}. Free ports 8080/8081, or set PORT and INTERNAL_PORT.`);
+  await Promise.all([broker.close(), benji.close(), starship.close()]);
+  process.exit(1);
+});
+await broker.warmUp();
+
+const publicUrl = `http://localhost:${running.publicPort}`;
+const internalUrl = `http://localhost:${running.internalPort}`;
+console.log(`
+Token broker demo — sandbox Benji at ${benji.url}, sandbox Starship at ${starship.url}
+Tokens: ${loaded.config.redis === undefined ? 'in memory' : 'in Redis'}. Press Ctrl-C to stop.
+
+  # A Benji connect token, as a signed-in frontend gets it (auth is off in the demo):
+  curl -s -X POST ${publicUrl}/v1/benji/connect-token -H 'Content-Type: application/json' -d '{"mode":"transfer","amount":1000}'
+
+  # A Starship call through the internal door, with the broker's managed token:
+  curl -s ${internalUrl}/v1/starship/api/v1/products -H 'Authorization: Bearer ${demoKey}'
+
+  # The Starship session (refreshes every minute), readiness and metrics:
+  curl -s ${internalUrl}/v1/admin/starship/session -H 'Authorization: Bearer ${demoKey}'
+  curl -s ${internalUrl}/readyz
+  curl -s ${internalUrl}/metrics
+`);
+
+const stop = async () => {
+  console.log('\nStopping the demo…');
+  await running.stop();
+  await Promise.all([benji.close(), starship.close()]);
+  process.exit(0);
+};
+process.once('SIGINT', () => void stop());
+process.once('SIGTERM', () => void stop());

@@ -1,0 +1,182 @@
+import { z } from 'zod';
+import { renewBody, sessionStatusBody } from './admin-routes.js';
+import { healthBody, readinessBody } from './base-app.js';
+import { connectTokenBody, connectTokenResponse } from './connect-token-schema.js';
+import { problemBody } from './problem.js';
+
+/**
+ * The OpenAPI 3.1 description of each door, generated from the zod schemas that validate requests
+ * and shape responses, so the description cannot drift from the code. Examples are checked against
+ * the same schemas by test/http/openapi.test.ts.
+ */
+
+const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') => z.toJSONSchema(schema, { io, unrepresentable: 'any' });
+const content = (schema: z.ZodType, examples?: Record<string, unknown>) => ({
+  'application/json': {
+    schema: json(schema),
+    ...(examples !== undefined && { examples: named(examples) }),
+  },
+});
+const problem = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+});
+
+export const connectTokenExamples = {
+  request: {
+    connect: { mode: 'connect' },
+    transfer: { mode: 'transfer', amount: 1000, allowsEditing: false },
+    redeem: { mode: 4, displayName: 'Reward Cookies' },
+  },
+  response: {
+    hosted: {
+      token: '0c371a1c-aa81-11ef-b28c-0a58a9feac02',
+      mode: 'transfer',
+      connectUrl: 'https://connect.withbenji.com/khkgfoud76td',
+      hostedUrl: 'https://connect.withbenji.com/khkgfoud76td?connect_token=0c371a1c-aa81-11ef-b28c-0a58a9feac02',
+    },
+    sdkOnly: { token: '0c371a1c-aa81-11ef-b28c-0a58a9feac02', mode: 'connect', connectUrl: null, hostedUrl: null },
+  },
+};
+
+export const adminExamples = {
+  session: {
+    state: 'valid',
+    accessExpiresAt: '2030-01-01T00:15:00.000Z',
+    refreshExpiresAt: '2030-01-08T00:00:00.000Z',
+    clientId: '123456',
+    cooldownUntil: null,
+  },
+  renew: { revokePrevious: true },
+};
+
+export const problemExample = {
+  type: 'about:blank',
+  title: 'Invalid request',
+  status: 400,
+  detail: 'mode: Invalid option',
+  code: 'invalid_request',
+  requestId: '4f1c7a52-2f0e-4a43-9d7e-3d2b9c1e8a10',
+};
+
+/** Probes every door answers. */
+const probes = {
+  '/healthz': {
+    get: { summary: 'Liveness: the process answers', responses: { '200': { description: 'Alive', content: content(healthBody) } } },
+  },
+  '/readyz': {
+    get: {
+      summary: 'Readiness: 200 while this door can serve (ok or degraded), 503 when it cannot or once shutdown began',
+      responses: {
+        '200': { description: 'Serving', content: content(readinessBody) },
+        '503': { description: 'Not serving', content: content(readinessBody) },
+      },
+    },
+  },
+  '/openapi.json': { get: { summary: 'This description', responses: { '200': { description: 'OpenAPI 3.1 document' } } } },
+};
+
+const components = (securitySchemes: object) => ({
+  schemas: { Problem: { ...json(problemBody), examples: [problemExample] } },
+  securitySchemes,
+});
+
+export function publicOpenApi(): object {
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Token broker — public door', version: '1', description: 'Benji Connect tokens for signed-in frontend users.' },
+    components: components({ userJwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } }),
+    paths: {
+      ...probes,
+      '/v1/benji/connect-token': {
+        post: {
+          summary: 'Issue a Benji Connect token for the signed-in user',
+          description: 'The user id sent to Benji is the verified claim of the bearer JWT; partnership and API key are server-side.',
+          security: [{ userJwt: [] }],
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: json(connectTokenBody, 'input'), examples: named(connectTokenExamples.request) } },
+          },
+          responses: {
+            '200': {
+              description: 'A connect token (Cache-Control: no-store)',
+              content: content(connectTokenResponse, connectTokenExamples.response),
+            },
+            '400': problem('invalid_request: bad JSON, unknown or invalid fields, amount over the limit'),
+            '401': problem('unauthenticated: missing, invalid or expired user token'),
+            '403': problem('mode_not_allowed'),
+            '413': problem('payload_too_large: body over 16 KB'),
+            '415': problem('unsupported_media_type: body not JSON'),
+            '429': problem('rate_limited, with Retry-After'),
+            '502': problem('upstream_error'),
+            '503': problem('upstream_throttled (with Retry-After) or auth_unavailable'),
+            '504': problem('upstream_timeout'),
+          },
+        },
+      },
+    },
+  };
+}
+
+export function internalOpenApi(): object {
+  const service = [{ serviceKey: [] }];
+  const denied = { '401': problem('unauthenticated: no or unknown service key'), '403': problem('forbidden') };
+  const proxy = {
+    summary: 'Call Starship Rewards with the broker’s managed token',
+    description:
+      'Forwarded to {STARSHIP_BASE_URL}/{path}?{query} when the path starts with an allowed prefix. Starship’s own statuses pass through unchanged.',
+    security: service,
+    parameters: [
+      { name: 'path', in: 'path', required: true, description: 'Starship path, e.g. api/v1/products', schema: { type: 'string' } },
+    ],
+    responses: {
+      default: { description: 'Starship’s answer, streamed' },
+      ...denied,
+      '413': problem('payload_too_large: body over 1 MiB'),
+      '502': problem('upstream_error'),
+      '503': problem('upstream_throttled, with Retry-After'),
+      '504': problem('upstream_timeout'),
+    },
+  };
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Token broker — internal door', version: '1', description: 'Starship Rewards for internal services; operations.' },
+    components: components({ serviceKey: { type: 'http', scheme: 'bearer', description: 'A key from INTERNAL_API_KEYS' } }),
+    paths: {
+      ...probes,
+      '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Text exposition format' } } } },
+      '/v1/starship/{path}': { get: proxy, post: proxy, put: proxy, patch: proxy, delete: proxy },
+      '/v1/admin/starship/session': {
+        get: {
+          summary: 'The shared Starship session (never a token)',
+          security: service,
+          responses: {
+            '200': { description: 'Session state', content: content(sessionStatusBody, { session: adminExamples.session }) },
+            ...denied,
+          },
+        },
+      },
+      '/v1/admin/starship/session/renew': {
+        post: {
+          summary: 'Force a fresh Starship login; with revokePrevious, log the old session out first (credential rotation)',
+          security: service,
+          requestBody: {
+            required: false,
+            content: { 'application/json': { schema: json(renewBody, 'input'), examples: named({ renew: adminExamples.renew }) } },
+          },
+          responses: {
+            '200': { description: 'The new session state', content: content(sessionStatusBody) },
+            '400': problem('invalid_request'),
+            ...denied,
+            '502': problem('upstream_error'),
+            '503': problem('upstream_throttled, with Retry-After'),
+          },
+        },
+      },
+    },
+  };
+}
+
+function named(examples: Record<string, unknown>) {
+  return Object.fromEntries(Object.entries(examples).map(([name, value]) => [name, { value }]));
+}

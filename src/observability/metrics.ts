@@ -1,0 +1,111 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The broker's Prometheus metrics, in a registry of its own (no global state, so two brokers in one
+ * test process do not collide). Labels hold doors, routes, operations and outcomes — never a user id,
+ * a caller key or a token.
+ */
+
+/** What the upstream clients report: one observation per upstream call. */
+export interface UpstreamMetrics {
+  observe(upstream: 'benji' | 'starship', operation: string, outcome: string, seconds: number): void;
+}
+
+/** What the token manager reports. */
+export interface TokenMetrics {
+  renewal(kind: 'login' | 'refresh', result: string): void;
+  lockWait(seconds: number, outcome: 'acquired' | 'adopted' | 'store_down'): void;
+  storeError(action: string): void;
+}
+
+export const noMetrics: UpstreamMetrics & TokenMetrics = {
+  observe: () => undefined,
+  renewal: () => undefined,
+  lockWait: () => undefined,
+  storeError: () => undefined,
+};
+
+/** Values read at scrape time, from the token manager's memory (no I/O). */
+export interface SessionGauges {
+  accessExpiresAt(): number | undefined;
+  cooldownUntil(): number | undefined;
+}
+
+export interface Metrics extends UpstreamMetrics, TokenMetrics {
+  readonly registry: Registry;
+  readonly httpDuration: Histogram<'door' | 'route' | 'method' | 'status'>;
+  redisError(source: string): void;
+  watchSession(gauges: SessionGauges, now: () => number): void;
+}
+
+const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const httpDuration = new Histogram({
+    name: 'broker_http_request_duration_seconds',
+    help: 'Requests served, by door, route pattern, method and status.',
+    labelNames: ['door', 'route', 'method', 'status'] as const,
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
+  const upstreamDuration = new Histogram({
+    name: 'broker_upstream_request_duration_seconds',
+    help: 'Calls to Benji and Starship, by operation and outcome (HTTP status, timeout or error).',
+    labelNames: ['upstream', 'operation', 'outcome'] as const,
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
+  const renewals = new Counter({
+    name: 'broker_starship_token_renewals_total',
+    help: 'Starship logins and refreshes, by result.',
+    labelNames: ['kind', 'result'] as const,
+    registers: [registry],
+  });
+  const lockWaits = new Histogram({
+    name: 'broker_starship_lock_wait_seconds',
+    help: 'Time spent waiting for the renewal lock shared by replicas, by how the wait ended.',
+    labelNames: ['outcome'] as const,
+    buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60],
+    registers: [registry],
+  });
+  const redisErrors = new Counter({
+    name: 'broker_redis_errors_total',
+    help: 'Redis failures: lost connections and failed token-store calls.',
+    labelNames: ['source'] as const,
+    registers: [registry],
+  });
+
+  return {
+    registry,
+    httpDuration,
+    observe: (upstream, operation, outcome, seconds) => upstreamDuration.observe({ upstream, operation, outcome }, seconds),
+    renewal: (kind, result) => renewals.inc({ kind, result }),
+    lockWait: (seconds, outcome) => lockWaits.observe({ outcome }, seconds),
+    storeError: (action) => redisErrors.inc({ source: `store_${action.replace(/\s+/g, '_')}` }),
+    redisError: (source) => redisErrors.inc({ source }),
+    watchSession(gauges, now) {
+      new Gauge({
+        name: 'broker_starship_access_token_expires_in_seconds',
+        help: 'Seconds until the Starship access token in hand expires (negative: expired; absent: none).',
+        registers: [registry],
+        collect() {
+          const expiresAt = gauges.accessExpiresAt();
+          this.reset();
+          if (expiresAt !== undefined) this.set((expiresAt - now()) / 1000);
+        },
+      });
+      new Gauge({
+        name: 'broker_starship_login_cooldown_seconds',
+        help: 'Seconds left in the shared Starship login cooldown (0 when none).',
+        registers: [registry],
+        collect() {
+          const until = gauges.cooldownUntil();
+          this.set(until === undefined ? 0 : Math.max(0, (until - now()) / 1000));
+        },
+      });
+    },
+  };
+}

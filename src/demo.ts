@@ -73,7 +73,7 @@ Tokens: ${loaded.config.redis === undefined ? 'in memory' : 'in Redis'}. Press C
   # A Starship call through the internal door, with the broker's managed token:
   curl -s ${internalUrl}/v1/starship/api/v1/products -H 'Authorization: Bearer ${demoKey}'
 
-  # The Starship session (refreshes every minute), readiness and metrics:
+  # The Starship session (tokens last 2 minutes; a call in their last minute refreshes them), readiness, metrics:
   curl -s ${internalUrl}/v1/admin/starship/session -H 'Authorization: Bearer ${demoKey}'
   curl -s ${internalUrl}/readyz
   curl -s ${internalUrl}/metrics

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeBenji, type FakeBenji } from '../src/sandbox/fake-benji.js';
-import { startFakeStarship } from '../src/sandbox/fake-starship.js';
-import { baseEnv, benjiApiKey, partnershipId, starshipPassword, starshipUsername } from './support/broker.js';
+import { largeBodyByte, startFakeStarship } from '../src/sandbox/fake-starship.js';
+import { baseEnv, benjiApiKey, partnershipId, serviceKeys, starshipPassword, starshipUsername } from './support/broker.js';
 import { jwtSecret, signUserToken } from './support/jwt.js';
 import { spawnBroker, startBrokerProcess } from './support/process.js';
 
@@ -109,5 +109,67 @@ describe('the broker process', () => {
       await starship.close();
     }
     expect(down.stdout()).toContain('starship session not ready at start');
+  });
+
+  it('on SIGTERM lets slow proxied calls and a streaming download finish, then exits 0', async () => {
+    const starship = await startFakeStarship({ username: starshipUsername, password: starshipPassword });
+    const broker = await startBrokerProcess({ ...baseEnv, STARSHIP_BASE_URL: starship.url });
+    try {
+      for (let i = 0; i < 200 && starship.stats.logins === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      const size = 5 * 1024 * 1024;
+      starship.fail('api', ...Array.from({ length: 6 }, () => ({ kind: 'delay' as const, ms: 700 })));
+      const headers = { authorization: `Bearer ${serviceKeys.orders}` };
+      const base = `http://127.0.0.1:${broker.internalPort}/v1/starship/api/v1`;
+      const slow = Array.from({ length: 5 }, (_, i) =>
+        fetch(`${base}/echo/slow-${i}`, { headers }).then(async (r) => ({ status: r.status, body: await r.json() })),
+      );
+      const download = fetch(`${base}/large?bytes=${size}`, { headers }).then(async (r) => ({
+        status: r.status,
+        body: Buffer.from(await r.arrayBuffer()),
+      }));
+      while (starship.stats.apiCalls < 6) await new Promise((resolve) => setTimeout(resolve, 10));
+
+      broker.child.kill('SIGTERM');
+      const answers = await Promise.all(slow);
+      expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
+      expect(answers.map((a) => (a.body as { path: string }).path)).toEqual(Array.from({ length: 5 }, (_, i) => `/api/v1/echo/slow-${i}`));
+      const file = await download;
+      expect(file.status).toBe(200);
+      expect(file.body.length).toBe(size);
+      expect(file.body[size - 1]).toBe(largeBodyByte(size - 1));
+      expect(await broker.exited).toBe(0);
+    } finally {
+      broker.child.kill('SIGKILL');
+      await starship.close();
+    }
+  });
+
+  it('cuts calls still open at SHUTDOWN_TIMEOUT_MS and exits 0 rather than hang', async () => {
+    const starship = await startFakeStarship({ username: starshipUsername, password: starshipPassword });
+    const broker = await startBrokerProcess({
+      ...baseEnv,
+      STARSHIP_BASE_URL: starship.url,
+      SHUTDOWN_TIMEOUT_MS: '300',
+      STARSHIP_TIMEOUT_MS: '60000',
+    });
+    try {
+      starship.fail('api', { kind: 'hang' });
+      const hanging = fetch(`http://127.0.0.1:${broker.internalPort}/v1/starship/api/v1/products`, {
+        headers: { authorization: `Bearer ${serviceKeys.orders}` },
+      }).then(
+        (r) => r.status,
+        () => 'cut',
+      );
+      while (starship.stats.apiCalls < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+      const stoppedAt = Date.now();
+      broker.child.kill('SIGTERM');
+      expect(await hanging).toBe('cut');
+      expect(await broker.exited).toBe(0);
+      expect(Date.now() - stoppedAt).toBeLessThan(5_000); // generous: the point is that it does not wait 60 s
+      expect(broker.stdout()).toContain('shutdown deadline reached');
+    } finally {
+      broker.child.kill('SIGKILL');
+      await starship.close();
+    }
   });
 });

@@ -123,6 +123,7 @@ export const secretVariables = [
   'FRONTEND_JWT_SECRET',
   'REDIS_URL',
   'TOKEN_ENCRYPTION_KEY',
+  'STARSHIP_USERNAME',
   'STARSHIP_PASSWORD',
   'INTERNAL_API_KEYS',
 ] as const;

@@ -41,8 +41,10 @@ export function createBaseApp({ door, logger, metrics, trustProxy, readiness, op
     res.once('close', () => {
       // Route patterns, not URLs, so the label set stays small and holds no ids.
       const route = (req.route as { path?: string } | undefined)?.path ?? (res.locals.route as string | undefined) ?? 'unmatched';
+      // The caller is a configured service name (bounded); a public user is never a label.
+      const caller = (res.locals.caller as string | undefined) ?? 'none';
       metrics.httpDuration.observe(
-        { door, route, method: req.method, status: String(res.statusCode) },
+        { door, route, method: req.method, status: String(res.statusCode), caller },
         (performance.now() - startedAt) / 1000,
       );
     });

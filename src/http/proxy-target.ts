@@ -4,7 +4,7 @@ import { AppError } from '../errors.js';
  * Turns the raw URL a service called (`/v1/starship/<path>?<query>`) into the path and query to
  * send to Starship, or refuses it. Checks run on the raw and on the decoded path, so no encoding
  * trick can climb out of an allowed prefix: no `..`, no backslash, no encoded slash or backslash,
- * no double encoding, no `//` (a second origin), no control characters, and never `/auth`.
+ * no double encoding, no `//` (a second origin), nothing but printable ASCII, and never `/auth`.
  * The result is appended to the configured origin; it is never resolved as a URL.
  */
 export function proxyTarget(originalUrl: string, mountPath: string, allow: readonly string[]): string {
@@ -20,8 +20,9 @@ export function proxyTarget(originalUrl: string, mountPath: string, allow: reado
     throw refused();
   }
   if (!path.startsWith('/') || path.includes('%') || path.includes('..') || path.includes('//') || path.includes('\\')) throw refused();
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-  if (/[\u0000-\u001f\u007f]/.test(path)) throw refused();
+  // Printable ASCII only: no control characters, and no look-alikes (fullwidth dots) for an upstream
+  // that normalises Unicode to turn into `..`.
+  if (!/^[\x20-\x7e]*$/.test(path)) throw refused();
   if (/^\/auth(\/|$)/i.test(path)) throw refused();
   if (!allow.some((prefix) => allows(prefix, path))) throw refused();
   return rawPath + query;

@@ -28,7 +28,11 @@ export function starshipProxyRouter({ starship, tokens, allow, authenticate }: S
     const target = proxyTarget(req.originalUrl, mountPath, allow);
     const headers = upstreamRequestHeaders(req.headers, String(req.id));
     const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body : undefined;
-    const send = (accessToken: string) => starship.forward({ method: req.method, target, headers, body, accessToken });
+    // If the service hangs up, stop the upstream call too.
+    const callerGone = new AbortController();
+    res.once('close', () => callerGone.abort());
+    const send = (accessToken: string) =>
+      starship.forward({ method: req.method, target, headers, body, accessToken, signal: callerGone.signal });
 
     let accessToken = await tokens.getAccessToken();
     let upstream = await send(accessToken);

@@ -33,7 +33,7 @@ export interface SessionGauges {
 
 export interface Metrics extends UpstreamMetrics, TokenMetrics {
   readonly registry: Registry;
-  readonly httpDuration: Histogram<'door' | 'route' | 'method' | 'status'>;
+  readonly httpDuration: Histogram<'door' | 'route' | 'method' | 'status' | 'caller'>;
   redisError(source: string): void;
   watchSession(gauges: SessionGauges, now: () => number): void;
 }
@@ -46,8 +46,8 @@ export function createMetrics(): Metrics {
 
   const httpDuration = new Histogram({
     name: 'broker_http_request_duration_seconds',
-    help: 'Requests served, by door, route pattern, method and status.',
-    labelNames: ['door', 'route', 'method', 'status'] as const,
+    help: 'Requests served, by door, route pattern, method, status and internal caller (none on the public door).',
+    labelNames: ['door', 'route', 'method', 'status', 'caller'] as const,
     buckets: latencyBuckets,
     registers: [registry],
   });

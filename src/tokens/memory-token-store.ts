@@ -37,5 +37,7 @@ export function createMemoryTokenStore(clock: Clock): TokenStore {
     onReconnect() {
       // Memory never goes away, so there is nothing to reconnect to.
     },
+    connected: () => true,
+    firstConnection: async () => undefined,
   };
 }

@@ -39,6 +39,8 @@ export function createRedisTokenStore({ redis, keyPrefix, cipher, clock }: Redis
   const sessionKey = `${keyPrefix}starship:session`;
   const lockKey = `${keyPrefix}starship:lock`;
   const cooldownKey = `${keyPrefix}starship:cooldown`;
+  // Until the first connection a failing command means "still connecting", not "Redis is down".
+  let firstWait: Promise<void> | undefined = redis.status === 'ready' ? Promise.resolve() : undefined;
 
   /** Stores `value` until `expiresAt` by our clock; something already over is removed instead. */
   async function setUntil(key: string, value: string, expiresAt: number): Promise<void> {
@@ -73,6 +75,21 @@ export function createRedisTokenStore({ redis, keyPrefix, cipher, clock }: Redis
     },
     onReconnect(listener) {
       redis.on('ready', listener);
+    },
+    connected: () => redis.status === 'ready',
+    firstConnection(timeoutMs) {
+      // Waited for once: a Redis that is down at boot costs the first renewal this wait, no more.
+      firstWait ??= new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          redis.off('ready', done);
+          resolve();
+        };
+        const timer = setTimeout(done, timeoutMs);
+        redis.once('ready', done);
+        if (redis.status === 'ready') done();
+      });
+      return firstWait;
     },
   };
 }

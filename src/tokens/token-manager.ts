@@ -22,14 +22,22 @@ import type { TokenStore } from './token-store.js';
  *    loses the race adopts the winner's tokens instead of refreshing. A refresh always uses the
  *    newest refresh token known, and the new pair is written to the store before the lock is
  *    released, so a rotated refresh token is never sent twice.
- * 5. Refresh rejected (expired, reused, revoked) → re-read the store, else one full login. Network
- *    errors, 5xx and timeouts keep the tokens and retry later, with exponential backoff and jitter.
+ * 5. Refresh rejected (expired, reused, revoked) → one full login. A refresh that may have reached
+ *    Starship without a readable answer (timeout, cut connection) may have rotated the pair, so its
+ *    refresh token is not sent again either. Either way the dead refresh token is blanked in the store
+ *    too, so no other replica sends it. Network errors, 5xx and timeouts keep the access token and
+ *    retry later, with exponential backoff and jitter.
  * 6. Login throttled (429) → a cooldown shared through the store, honouring Retry-After (60 s when
  *    absent, at most 15 min); login rejected for bad credentials → 60 s cooldown so retries cannot
  *    lock the account. While it lasts nobody calls login, and callers needing a token get 503.
- * 7. Store unreachable (Redis down) → carry on with what is in memory, renew in-process only, and
- *    write the current set back once the store is reachable again. Store calls fail fast; no caller
- *    ever queues behind Redis.
+ * 7. Store disconnected (Redis down) → carry on with what is in memory, renew in-process only, and
+ *    write the current set back, under the lock, once the store is connected again. Store calls fail
+ *    fast; no caller ever queues behind Redis. A store that is connected but answers with errors is
+ *    not "down": renewal then fails and backs off rather than run without the shared lock. At start
+ *    the first renewal waits (briefly) for the first connection, so a booting replica does not skip
+ *    the shared lock and cooldown just because its connection is still being made.
+ * 8. The store is the source of truth for which set is current: a stored set that differs from ours
+ *    is adopted, unless ours is newer and not yet written (we renewed while Redis was away).
  */
 
 export interface SessionAuth {
@@ -88,6 +96,8 @@ export interface TokenManager {
 }
 
 const maxBackoffMs = 30_000;
+/** How long a first renewal waits for the store's first connection (Redis connect timeout). */
+const firstConnectionWaitMs = 2_000;
 const defaultCooldownS = 60;
 const maxCooldownS = 15 * 60;
 
@@ -115,7 +125,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
   store.onReconnect(() => {
     storeReachable = true;
-    void writeBack();
+    if (unsaved !== undefined && inFlight === undefined) renew(writeBack).catch(() => undefined);
   });
 
   // --- judging a set --------------------------------------------------------------------------
@@ -134,6 +144,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
   const needsRenewal = (set: TokenSet | undefined, now: number) => !usable(set, now) || now >= refreshDueAt(set);
 
+  /** An empty refresh token marks one Starship refused, or may already have rotated: only login renews. */
+  const canRefresh = (set: TokenSet, now: number) => set.refreshToken !== '' && set.refreshExpiresAt - marginMs(set) > now;
+
   // --- the store, failing soft ----------------------------------------------------------------
 
   function storeFailed(action: string, error: unknown): void {
@@ -142,7 +155,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     storeReachable = false;
   }
 
-  /** Takes the stored set when it is newer than ours (another replica renewed). True if adopted. */
+  /** Takes the stored set when it differs from ours (another replica renewed). True if adopted. */
   async function adoptFromStore(): Promise<boolean> {
     let stored: TokenSet | undefined;
     try {
@@ -151,10 +164,12 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       storeFailed('read', error);
       return false;
     }
-    // Starship's own expiry times order the sets: a later expiry is a later issue.
-    if (stored === undefined || stored.accessToken === current?.accessToken) return false;
-    if (current !== undefined && stored.accessExpiresAt < current.accessExpiresAt) return false;
+    if (stored === undefined || (stored.accessToken === current?.accessToken && stored.refreshToken === current.refreshToken)) return false;
+    // Ours renewed while the store was away and is not written yet: keep it unless the stored one is
+    // later still (Starship's expiry times order sets issued by it).
+    if (unsaved !== undefined && current !== undefined && stored.accessExpiresAt <= current.accessExpiresAt) return false;
     current = stored;
+    unsaved = undefined;
     logger.debug({ accessExpiresAt: iso(stored.accessExpiresAt) }, 'starship tokens adopted from store');
     return true;
   }
@@ -169,15 +184,13 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     }
   }
 
+  /** After an outage: under the lock, store what we renewed meanwhile, unless a later set is there. */
   async function writeBack(): Promise<void> {
-    if (unsaved === undefined || current === undefined) return;
-    // Write what we hold now, but never over a newer set another replica stored meanwhile.
-    if (await adoptFromStore()) {
-      unsaved = undefined;
-      return;
-    }
-    await save(current);
-    if (unsaved === undefined) logger.info('starship tokens written back to store');
+    await withLock({ adopt: false }, async () => {
+      if (unsaved === undefined || current === undefined || (await adoptFromStore())) return;
+      await save(current);
+      if (unsaved === undefined) logger.info('starship tokens written back to store');
+    });
   }
 
   async function activeCooldown(now: number): Promise<Cooldown | undefined> {
@@ -202,10 +215,11 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   // --- the lock ---------------------------------------------------------------------------------
 
   /**
-   * 'held': ours, release it. 'local': the store is unreachable, go on in-process only.
-   * 'adopted': while we waited, another replica stored tokens that need no renewal.
+   * 'held': ours, release it. 'local': the store is disconnected, go on in-process only.
+   * 'adopted' (only with adopt: true): while we waited, another replica stored tokens that need no
+   * renewal, so there is nothing left to do.
    */
-  async function lock(owner: string): Promise<'held' | 'local' | 'adopted'> {
+  async function lock(owner: string, { adopt }: { adopt: boolean }): Promise<'held' | 'local' | 'adopted'> {
     const startedAt = performance.now();
     const deadline = startedAt + lockWaitMs;
     const waited = (outcome: 'acquired' | 'adopted' | 'store_down') => metrics.lockWait((performance.now() - startedAt) / 1000, outcome);
@@ -217,6 +231,11 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         }
       } catch (error) {
         storeFailed('lock', error);
+        if (store.connected()) {
+          // Connected but failing (out of memory, read-only replica…): renewing without the shared
+          // lock could send a refresh token twice, so fail this renewal and retry after a pause.
+          throw block(clock() + 1_000, new AppError('upstream_error', 'The shared token store failed; retrying shortly.'));
+        }
         waited('store_down');
         return 'local';
       }
@@ -226,10 +245,22 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         });
       }
       await sleep(lockPollMs);
-      if ((await adoptFromStore()) && !needsRenewal(current, clock())) {
+      if (adopt && (await adoptFromStore()) && !needsRenewal(current, clock())) {
         waited('adopted');
         return 'adopted';
       }
+    }
+  }
+
+  /** Runs `work` holding the lock (or in-process only while the store is disconnected). */
+  async function withLock(options: { adopt: boolean }, work: () => Promise<void>): Promise<void> {
+    const owner = `${instance}:${++lockCount}`;
+    const state = await lock(owner, options);
+    if (state === 'adopted') return;
+    try {
+      await work();
+    } finally {
+      if (state === 'held') await store.releaseLock(owner).catch((error: unknown) => storeFailed('unlock', error));
     }
   }
 
@@ -244,31 +275,31 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   }
 
   async function renewOnce(): Promise<void> {
+    // A booting replica waits for its first Redis connection rather than renew without the lock.
+    await store.firstConnection(firstConnectionWaitMs);
     // Another replica may have renewed already: a read is cheaper than a lock.
     if ((await adoptFromStore()) && !needsRenewal(current, clock())) return;
     if (clock() < retryAt) throw blockedError();
 
-    const owner = `${instance}:${++lockCount}`;
-    const lockState = await lock(owner);
-    if (lockState === 'adopted') return;
-    try {
+    await withLock({ adopt: true }, async () => {
       // Re-read under the lock: the previous holder may have rotated just before we got it.
       if ((await adoptFromStore()) && !needsRenewal(current, clock())) return;
       await refreshOrLogin();
-    } finally {
-      if (lockState === 'held') await store.releaseLock(owner).catch((error: unknown) => storeFailed('unlock', error));
-    }
+    });
   }
 
   async function refreshOrLogin(): Promise<void> {
     const set = current;
-    if (set !== undefined && set.refreshExpiresAt - marginMs(set) > clock()) {
+    if (set !== undefined && canRefresh(set, clock())) {
       const result = await auth.refresh(set.refreshToken);
       if (result.ok) return accept(result.tokens, 'refresh');
-      if (result.failure.kind !== 'rejected') return failed(result.failure, 'refresh');
+      const { failure } = result;
+      const spent = failure.kind === 'rejected' || (failure.kind === 'unavailable' && failure.maybeProcessed);
+      // Never send this refresh token again, here or on another replica: blank it in the store too.
+      if (spent) await save((current = { ...set, refreshToken: '' }));
+      if (failure.kind !== 'rejected') return failed(failure, 'refresh');
       metrics.renewal('refresh', 'rejected');
-      logger.warn({ upstreamStatus: result.failure.status, upstreamError: result.failure.error }, 'starship refresh rejected; logging in');
-      if ((await adoptFromStore()) && !needsRenewal(current, clock())) return;
+      logger.warn({ upstreamStatus: failure.status, upstreamError: failure.error }, 'starship refresh rejected; logging in');
     }
     await login();
   }
@@ -282,7 +313,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const { failure } = result;
     if (failure.kind === 'throttled') {
       metrics.renewal('login', 'throttled');
-      const waitS = Math.min(Math.max(failure.retryAfterS ?? defaultCooldownS, 1), maxCooldownS);
+      const waitS = clampCooldownS(failure.retryAfterS);
       const next: Cooldown = { until: clock() + waitS * 1000, reason: 'throttled' };
       await startCooldown(next);
       logger.warn({ retryAfterS: waitS }, 'starship login throttled; cooling down');
@@ -318,22 +349,22 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     );
   }
 
-  /** Transient failure: keep the tokens, retry after an exponential backoff with jitter. */
+  /** Transient failure (or a throttled refresh): keep the tokens, retry after a backoff with jitter. */
   function failed(failure: AuthFailure, during: 'refresh' | 'login'): never {
     failures += 1;
+    const throttledS = failure.kind === 'throttled' ? clampCooldownS(failure.retryAfterS) : undefined;
     const backoffMs =
-      failure.kind === 'throttled' && failure.retryAfterS !== undefined
-        ? failure.retryAfterS * 1000
-        : Math.min(1000 * 2 ** (failures - 1), maxBackoffMs) * (0.5 + random() / 2);
+      throttledS !== undefined ? throttledS * 1000 : Math.min(1000 * 2 ** (failures - 1), maxBackoffMs) * (0.5 + random() / 2);
     const timeout = failure.kind === 'unavailable' && failure.timeout;
     metrics.renewal(during, timeout ? 'timeout' : failure.kind);
     logger.warn(
       { during, failure: failure.kind, upstreamStatus: 'status' in failure ? failure.status : undefined, retryInMs: Math.round(backoffMs) },
       'starship token renewal failed',
     );
+    const code = throttledS !== undefined ? 'upstream_throttled' : timeout ? 'upstream_timeout' : 'upstream_error';
     throw block(
       clock() + backoffMs,
-      new AppError(timeout ? 'upstream_timeout' : 'upstream_error', `Starship could not renew the session (${during}).`, {
+      new AppError(code, `Starship could not renew the session (${during}).`, {
         logFields: { upstream: 'starship', during, failure: failure.kind },
       }),
     );
@@ -398,20 +429,16 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     async forceLogin({ revokePrevious }) {
       // Queue behind any renewal in flight, then take the single-flight slot for the login itself.
       while (inFlight !== undefined) await inFlight.catch(() => undefined);
-      await renew(async () => {
-        const owner = `${instance}:${++lockCount}`;
-        const lockState = await lock(owner);
-        try {
+      await renew(() =>
+        withLock({ adopt: false }, async () => {
           await adoptFromStore();
           if (revokePrevious && current !== undefined) {
             await auth.logout(current.accessToken);
             logger.warn('starship session logged out for credential rotation');
           }
           await login();
-        } finally {
-          if (lockState === 'held') await store.releaseLock(owner).catch((error: unknown) => storeFailed('unlock', error));
-        }
-      });
+        }),
+      );
     },
 
     snapshot() {
@@ -449,3 +476,6 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Retry-After from a throttled login or refresh: 60 s when absent, 1 s to 15 min. */
+const clampCooldownS = (retryAfterS: number | undefined) => Math.min(Math.max(retryAfterS ?? defaultCooldownS, 1), maxCooldownS);

@@ -19,4 +19,8 @@ export interface TokenStore {
   writeCooldown(cooldown: Cooldown): Promise<void>;
   /** Runs `listener` each time the store becomes reachable again (Redis reconnected). */
   onReconnect(listener: () => void): void;
+  /** True while the store has a live connection. A failing call while connected is not an outage. */
+  connected(): boolean;
+  /** Resolves once the store has connected for the first time, or after `timeoutMs`; at once after that. */
+  firstConnection(timeoutMs: number): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import { AppError } from '../errors.js';
 
-const timeoutCodes = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+/** No answer in time. A connect timeout is not one of them: the connection failed, which is a 502. */
+const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 /** True when a failed exchange failed for lack of an answer in time (our deadline or undici's). */
 export function isTimeout(error: unknown, signal?: AbortSignal): boolean {

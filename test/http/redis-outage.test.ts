@@ -44,6 +44,10 @@ it('keeps proxying while Redis is down, renews in-process, and writes the tokens
   await redisServer.stop();
   await until(async () => (await request(subject.broker.internalApp).get('/readyz')).body.checks.redis === 'down', 'redis down');
 
+  const readiness = await request(subject.broker.internalApp).get('/readyz');
+  expect(readiness.status).toBe(200);
+  expect(readiness.body).toEqual({ status: 'degraded', checks: { redis: 'down', starshipToken: 'valid' } });
+
   // Traffic goes on with the token in hand: no failure, no waiting on Redis.
   const during = await Promise.all(Array.from({ length: 50 }, () => call()));
   expect(during.map((r) => r.status)).toEqual(Array(50).fill(200));

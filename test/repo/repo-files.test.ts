@@ -1,8 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { envSchema, secretVariables } from '../../src/config/env-schema.js';
+import { baseEnv } from '../support/broker.js';
+
+const run = promisify(execFile);
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string) => readFileSync(`${root}${path}`, 'utf8');
@@ -43,24 +49,58 @@ describe('container files', () => {
     expect(JSON.parse(read('package.json')).scripts.start).toBe('node dist/main.js');
   });
 
-  it('docker-compose.yml: redis with a healthcheck, the broker waiting for it, settings from .env', () => {
-    const compose = parse(read('docker-compose.yml')) as {
-      services: Record<
-        string,
-        {
-          healthcheck?: unknown;
-          depends_on?: Record<string, { condition: string }>;
-          env_file?: unknown;
-          environment?: Record<string, string>;
-          ports?: string[];
-        }
-      >;
+  it('docker-compose.yml: redis with a healthcheck; the broker (profile live) and the demo (profile sandbox) wait for it', () => {
+    type Service = {
+      profiles?: string[];
+      command?: string[];
+      healthcheck?: unknown;
+      depends_on?: Record<string, { condition: string }>;
+      env_file?: unknown;
+      environment?: Record<string, string>;
+      ports?: string[];
     };
-    const { redis, broker } = compose.services;
+    const { services } = parse(read('docker-compose.yml')) as { services: Record<string, Service> };
+    const { redis, broker, sandbox } = services;
     expect(redis?.healthcheck).toBeDefined();
+    expect(redis?.profiles).toBeUndefined();
+
+    expect(broker?.profiles).toEqual(['live']);
     expect(broker?.depends_on?.redis?.condition).toBe('service_healthy');
     expect(broker?.env_file).toBe('.env');
     expect(broker?.environment?.REDIS_URL).toBe('redis://redis:6379');
-    expect(broker?.ports).toEqual(expect.arrayContaining(['8080:8080', '127.0.0.1:8081:8081']));
+    expect(broker?.ports).toEqual(['8080:8080', '127.0.0.1:8081:8081']);
+
+    expect(sandbox?.profiles).toEqual(['sandbox']);
+    expect(sandbox?.command).toEqual(['node', 'dist/demo.js']);
+    expect(sandbox?.depends_on?.redis?.condition).toBe('service_healthy');
+    expect(sandbox?.environment).toMatchObject({ HOST: '0.0.0.0', REDIS_URL: 'redis://redis:6379' });
+    expect(sandbox?.ports).toEqual(['8080:8080', '127.0.0.1:8081:8081']);
+  });
+
+  it('the image’s start commands exist in the built output and run: main.js checks its config, demo.js is there', async () => {
+    const outDir = mkdtempSync(join(root, 'node_modules/.cache-build-'));
+    try {
+      await run(process.execPath, [
+        join(root, 'node_modules/typescript/bin/tsc'),
+        '-p',
+        join(root, 'tsconfig.build.json'),
+        '--outDir',
+        outDir,
+      ]);
+      expect(existsSync(join(outDir, 'main.js'))).toBe(true);
+      expect(existsSync(join(outDir, 'demo.js'))).toBe(true);
+
+      const bad = await run(process.execPath, [join(outDir, 'main.js'), '--check-config'], { env: { PATH: process.env.PATH } }).catch(
+        (error: unknown) => error,
+      );
+      expect(bad).toMatchObject({ code: 1, stderr: expect.stringContaining('BENJI_API_KEY: is required') });
+
+      const good = await run(process.execPath, [join(outDir, 'main.js'), '--check-config'], {
+        env: { PATH: process.env.PATH, ...baseEnv },
+      });
+      expect(good.stdout).toContain('Configuration is valid.');
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
   });
 });

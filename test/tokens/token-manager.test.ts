@@ -11,6 +11,7 @@ import { createTokenManager, type TokenManager } from '../../src/tokens/token-ma
 import type { TokenStore } from '../../src/tokens/token-store.js';
 import { createStarshipClient, type StarshipClient } from '../../src/upstream/starship/starship-client.js';
 import { captureLogs, type LogCapture } from '../support/log-capture.js';
+import { startPrivateRedis } from '../support/private-redis.js';
 import { deleteKeys, testRedisUrl, uniquePrefix } from '../support/redis.js';
 
 const username = 'manager-test-user';
@@ -141,6 +142,21 @@ describe('token manager, one replica', () => {
     await settle(() => fake.stats.refreshes === 1);
   });
 
+  it('serves 100 parallel callers with an expiring token at once, from one background refresh', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock, 900);
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const first = await one.manager.getAccessToken();
+    time.advance(700_000); // inside the refresh window, still valid
+
+    const tokens = await Promise.all(Array.from({ length: 100 }, () => one.manager.getAccessToken()));
+    expect(new Set(tokens)).toEqual(new Set([first]));
+    await settle(() => fake.stats.refreshes === 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(fake.stats).toMatchObject({ logins: 1, refreshes: 1, refreshReuses: 0 });
+    expect(await one.manager.getAccessToken()).not.toBe(first);
+  });
+
   it('makes 100 parallel callers with an expired token wait for exactly one refresh', async () => {
     const time = testClock();
     const fake = await fakeStarship(time.clock, 900);
@@ -190,6 +206,48 @@ describe('token manager, one replica', () => {
     time.advance(5_000);
     expect(await one.manager.getAccessToken()).not.toBe(first);
     expect(fake.stats).toMatchObject({ logins: 1, refreshes: 1 });
+  });
+
+  it('never sends a rejected refresh token again, even when the login after it fails', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    await one.manager.getAccessToken();
+    fake.revokeAll();
+    time.advance(901_000);
+    fake.fail('login', { kind: 'reply', status: 500, body: {} });
+
+    await expect(one.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_error' });
+    time.advance(5_000);
+    await one.manager.getAccessToken();
+    const refreshes = fake.requests.filter((r) => r.path === '/auth/refresh');
+    expect(refreshes).toHaveLength(1);
+    expect(fake.stats).toMatchObject({ logins: 2, loginFailures: 1, refreshFailures: 1 });
+  });
+
+  it('does not resend a refresh token whose refresh got no answer (it may have rotated): it logs in', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock, { timeoutMs: 200 });
+    await one.manager.getAccessToken();
+    time.advance(901_000);
+    fake.fail('refresh', { kind: 'hang' });
+    await expect(one.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_timeout' });
+
+    time.advance(5_000);
+    await one.manager.getAccessToken();
+    expect(fake.requests.filter((r) => r.path === '/auth/refresh')).toHaveLength(1);
+    expect(fake.stats.logins).toBe(2);
+  });
+
+  it('treats a throttled refresh as throttled, waiting at most 15 minutes', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    await one.manager.getAccessToken();
+    time.advance(901_000);
+    fake.fail('refresh', { kind: 'reply', status: 429, body: {}, headers: { 'retry-after': '86400' } });
+    await expect(one.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_throttled', retryAfterS: 900 });
   });
 
   it('answers 504 when Starship does not answer the refresh in time', async () => {
@@ -305,6 +363,118 @@ describe('token manager, several replicas on one Redis', () => {
       expect(new Set(tokens).size).toBe(1);
       expect(fake.stats).toMatchObject({ logins: 1, refreshes: cycle, refreshReuses: 0, refreshFailures: 0 });
     }
+  });
+
+  it('refreshes once per cycle across replicas while their tokens cross the refresh window under load', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock, 900);
+    const all = await replicas(4, time, fake);
+    await Promise.all(all.map((r) => r.manager.getAccessToken()));
+    expect(fake.stats.logins).toBe(1);
+
+    for (let cycle = 1; cycle <= 3; cycle++) {
+      time.advance(700_000); // inside the window, tokens still valid: nobody waits
+      const before = await all[0]!.manager.getAccessToken();
+      const tokens = await Promise.all(all.flatMap((r) => Array.from({ length: 50 }, () => r.manager.getAccessToken())));
+      expect(tokens.every((t) => typeof t === 'string')).toBe(true);
+      await settle(() => fake.stats.refreshes === cycle);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const after = await Promise.all(all.map((r) => r.manager.getAccessToken()));
+      expect(new Set(after).size).toBe(1);
+      expect(after[0]).not.toBe(before);
+      expect(fake.stats).toMatchObject({ logins: 1, refreshes: cycle, refreshReuses: 0, refreshFailures: 0 });
+    }
+  });
+
+  it('lets no replica send a refresh token another replica saw rejected', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const [a, b] = await replicas(2, time, fake);
+    await a!.manager.getAccessToken();
+    await b!.manager.getAccessToken();
+    fake.revokeAll();
+    time.advance(901_000);
+    fake.fail('login', { kind: 'reply', status: 503, body: {} });
+
+    await expect(a!.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_error' });
+    await b!.manager.getAccessToken(); // B must log in, not try the refresh token A saw refused
+    expect(fake.requests.filter((r) => r.path === '/auth/refresh')).toHaveLength(1);
+    expect(fake.stats.logins).toBe(2);
+  });
+
+  it('holds the lock through an admin renewal, so a replica renewing meanwhile adopts its result', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const [a, b] = await replicas(2, time, fake);
+    await a!.manager.getAccessToken();
+    await b!.manager.getAccessToken();
+    time.advance(901_000);
+    fake.fail('login', { kind: 'delay', ms: 300 });
+
+    const forced = a!.manager.forceLogin({ revokePrevious: false });
+    while (fake.requests.filter((r) => r.path === '/auth/login').length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    const bToken = await b!.manager.getAccessToken();
+    await forced;
+    expect(bToken).toBe(await a!.manager.getAccessToken());
+    expect(fake.stats).toMatchObject({ logins: 2, refreshes: 0 });
+  });
+
+  it('still logs in when an admin renewal has to wait for another replica’s refresh', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const [a, b] = await replicas(2, time, fake);
+    await a!.manager.getAccessToken();
+    time.advance(901_000);
+    fake.fail('refresh', { kind: 'delay', ms: 300 });
+
+    const refreshing = b!.manager.getAccessToken();
+    while (fake.requests.filter((r) => r.path === '/auth/refresh').length < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    await a!.manager.forceLogin({ revokePrevious: false });
+    const refreshed = await refreshing;
+    expect(fake.stats).toMatchObject({ logins: 2, refreshes: 1 });
+    expect(await a!.manager.getAccessToken()).not.toBe(refreshed);
+  });
+
+  it('waits for its first Redis connection instead of renewing without the lock or the cooldown', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const prefix = uniquePrefix();
+    const ready = await redisClient();
+    await redisStore(ready, prefix, time.clock).writeCooldown({ until: start + 600_000, reason: 'throttled' });
+
+    // A replica booting now: its connection is still being made when the first call needs a token.
+    const booting = createRedisClient(testRedisUrl, createLogger({ level: 'silent' }));
+    cleanups.push(() => booting.quit().catch(() => booting.disconnect()));
+    const fresh = replica(fake, redisStore(booting, prefix, time.clock), time.clock);
+    await expect(fresh.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_throttled' });
+    expect(fake.stats.logins + fake.stats.loginFailures).toBe(0);
+  });
+
+  it('fails the renewal, rather than run without the lock, when a connected Redis refuses commands', async () => {
+    const time = testClock();
+    const fake = await fakeStarship(time.clock);
+    const server = await startPrivateRedis();
+    cleanups.push(() => server.stop());
+    const redis = await redisClient(server.url);
+    const admin = await redisClient(server.url);
+    const [a, b] = [
+      replica(fake, redisStore(redis, 'x:', time.clock), time.clock),
+      replica(fake, redisStore(admin, 'x:', time.clock), time.clock),
+    ];
+    await a.manager.getAccessToken();
+    await b.manager.getAccessToken();
+    time.advance(901_000);
+
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', '1');
+    await expect(a.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_error' });
+    expect(fake.stats.refreshes + fake.stats.refreshFailures).toBe(0);
+
+    await admin.config('SET', 'maxmemory', '0');
+    time.advance(2_000);
+    const [tokenA, tokenB] = [await a.manager.getAccessToken(), await b.manager.getAccessToken()];
+    expect(tokenA).toBe(tokenB);
+    expect(fake.stats).toMatchObject({ logins: 1, refreshes: 1, refreshReuses: 0 });
   });
 
   it('recovers from revocation with one login across replicas', async () => {

@@ -9,6 +9,7 @@ import { createRedisTokenStore } from '../../src/tokens/redis-token-store.js';
 import { createTokenCipher, type TokenCipher } from '../../src/tokens/token-cipher.js';
 import type { TokenSet } from '../../src/tokens/token-set.js';
 import type { TokenStore } from '../../src/tokens/token-store.js';
+import { startPrivateRedis } from '../support/private-redis.js';
 import { deleteKeys, testRedisUrl, uniquePrefix } from '../support/redis.js';
 
 const hour = 3_600_000;
@@ -256,25 +257,38 @@ describe('redis token store, in Redis', () => {
     expect(await second.acquireLock('b', 60_000)).toBe(true);
   });
 
-  it('calls onReconnect listeners when the client becomes ready', async () => {
-    const client: Redis = createRedisClient(testRedisUrl, silent);
+  it('knows when it is connected, waits for the first connection, and calls onReconnect after a restart', async () => {
+    const server = await startPrivateRedis();
+    const client: Redis = createRedisClient(server.url, silent);
     try {
       const store = createRedisTokenStore({ redis: client, keyPrefix: prefixed(), cipher, clock: Date.now });
+      expect(store.connected()).toBe(false); // still connecting
+      await store.firstConnection(5_000);
+      expect(store.connected()).toBe(true);
+
       const reconnected = new Promise<void>((resolve) => store.onReconnect(resolve));
+      await server.stop();
+      expect(await poll(async () => !store.connected(), 5_000)).toBe(true);
+      await server.start();
       await reconnected;
-      expect(client.status).toBe('ready');
+      expect(store.connected()).toBe(true);
+      await store.write(tokenSet(Date.now()));
     } finally {
       client.disconnect();
+      await server.stop();
     }
   });
 
-  it('rejects at once when Redis is unreachable', async () => {
+  it('fails fast when Redis is unreachable: commands reject instead of queueing, the first-connection wait is bounded', async () => {
     const client = createRedisClient('redis://127.0.0.1:1', silent);
     try {
       const store = createRedisTokenStore({ redis: client, keyPrefix: prefixed(), cipher, clock: Date.now });
-      await expect(store.read()).rejects.toThrow();
-      await expect(store.write(tokenSet(Date.now()))).rejects.toThrow();
-      await expect(store.acquireLock('a', 1_000)).rejects.toThrow();
+      // The rejection comes from the disabled offline queue: nothing waits for a connection.
+      await expect(store.read()).rejects.toThrow(/enableOfflineQueue/);
+      await expect(store.write(tokenSet(Date.now()))).rejects.toThrow(/enableOfflineQueue/);
+      await expect(store.acquireLock('a', 1_000)).rejects.toThrow(/enableOfflineQueue/);
+      await store.firstConnection(50);
+      expect(store.connected()).toBe(false);
     } finally {
       client.disconnect();
     }

@@ -113,7 +113,8 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
     },
 
     async close() {
-      await pool.close();
+      // Called once the listeners have drained: whatever is still open upstream has no caller left.
+      await pool.destroy();
     },
   };
 }

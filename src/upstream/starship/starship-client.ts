@@ -10,7 +10,8 @@ import { isTimeout, outcomeOf, parseJson, retryAfterSeconds, transportError } fr
 export type AuthFailure =
   | { kind: 'rejected'; status: number; error: string | undefined }
   | { kind: 'throttled'; retryAfterS: number | undefined }
-  | { kind: 'unavailable'; timeout: boolean; status: number | undefined };
+  /** maybeProcessed: the request may have reached Starship (no answer, or an unreadable one). */
+  | { kind: 'unavailable'; timeout: boolean; status: number | undefined; maybeProcessed: boolean };
 
 /** Auth results are values: a refused login is an answer, not an exception. */
 export type AuthResult = { ok: true; tokens: TokenSet } | { ok: false; failure: AuthFailure };
@@ -22,6 +23,8 @@ export interface ForwardRequest {
   headers: Record<string, string>;
   body: Buffer | undefined;
   accessToken: string;
+  /** Aborts the call, e.g. when the service that asked for it has gone away. */
+  signal: AbortSignal;
 }
 
 export interface StarshipClient {
@@ -59,6 +62,17 @@ const errorReply = z
 export function createStarshipClient(options: StarshipClientOptions): StarshipClient {
   const origin = new URL(options.baseUrl).origin;
   const metrics = options.metrics ?? noMetrics;
+  const poolOptions = {
+    keepAliveTimeout: 30_000,
+    connect: { timeout: options.timeoutMs },
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+  };
+  // Proxied calls and the session's own calls get separate pools, so that a flood of slow or
+  // streaming calls can never queue a refresh behind them until the token expires.
+  const proxyPool = new Pool(origin, { ...poolOptions, connections: 128 });
+  const authPool = new Pool(origin, { ...poolOptions, connections: 4 });
+
   /** Times one call; the outcome is its HTTP status, or timeout/error when none came. */
   async function timed<T extends { statusCode: number }>(operation: string, call: () => Promise<T>): Promise<T> {
     const startedAt = performance.now();
@@ -71,22 +85,13 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
       throw error;
     }
   }
-  // One keep-alive pool for auth and proxied calls alike.
-  const pool = new Pool(origin, {
-    connections: 128,
-    keepAliveTimeout: 30_000,
-    headersTimeout: options.timeoutMs,
-    bodyTimeout: options.timeoutMs,
-  });
 
   async function authCall(operation: 'login' | 'refresh', body: unknown): Promise<AuthResult> {
     const signal = AbortSignal.timeout(options.timeoutMs);
-    let status: number;
-    let headers: Record<string, string | string[] | undefined>;
-    let payload: unknown;
+    let response: { statusCode: number; headers: Record<string, string | string[] | undefined>; payload: unknown };
     try {
-      const response = await timed(operation, async () => {
-        const reply = await pool.request({
+      response = await timed(operation, async () => {
+        const reply = await authPool.request({
           path: `/auth/${operation}`,
           method: 'POST',
           headers: { 'content-type': 'application/json', accept: 'application/json' },
@@ -95,23 +100,28 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
         });
         return { statusCode: reply.statusCode, headers: reply.headers, payload: parseJson(await reply.body.text()) };
       });
-      status = response.statusCode;
-      headers = response.headers;
-      payload = response.payload;
     } catch (error) {
-      return { ok: false, failure: { kind: 'unavailable', timeout: isTimeout(error, signal), status: undefined } };
+      return {
+        ok: false,
+        failure: { kind: 'unavailable', timeout: isTimeout(error, signal), status: undefined, maybeProcessed: !neverSent(error) },
+      };
     }
 
+    const { statusCode: status, headers, payload } = response;
     if (status === 200 || status === 201) {
       const tokens = tokenReply.safeParse(payload);
       const parsed = tokens.success ? toTokenSet(tokens.data, options.clock()) : undefined;
-      return parsed === undefined ? { ok: false, failure: { kind: 'unavailable', timeout: false, status } } : { ok: true, tokens: parsed };
+      // A 200 we cannot read may still have rotated the refresh token.
+      return parsed === undefined
+        ? { ok: false, failure: { kind: 'unavailable', timeout: false, status, maybeProcessed: true } }
+        : { ok: true, tokens: parsed };
     }
-    if (status === 429)
+    if (status === 429) {
       return { ok: false, failure: { kind: 'throttled', retryAfterS: retryAfterSeconds(headers['retry-after'], options.clock()) } };
+    }
     if (status === 400 || status === 401 || status === 403)
       return { ok: false, failure: { kind: 'rejected', status, error: errorName(payload) } };
-    return { ok: false, failure: { kind: 'unavailable', timeout: false, status } };
+    return { ok: false, failure: { kind: 'unavailable', timeout: false, status, maybeProcessed: false } };
   }
 
   return {
@@ -120,13 +130,16 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
     async logout(accessToken) {
       const signal = AbortSignal.timeout(options.timeoutMs);
       try {
-        const response = await pool.request({
-          path: '/auth/logout',
-          method: 'POST',
-          headers: { authorization: `Bearer ${accessToken}` },
-          signal,
+        const response = await timed('logout', async () => {
+          const reply = await authPool.request({
+            path: '/auth/logout',
+            method: 'POST',
+            headers: { authorization: `Bearer ${accessToken}` },
+            signal,
+          });
+          await reply.body.dump();
+          return reply;
         });
-        await response.body.dump();
         // 401: the token was already revoked, which is what logout is for.
         if (response.statusCode >= 300 && response.statusCode !== 401) {
           throw new AppError('upstream_error', 'Starship did not confirm the logout.', {
@@ -137,22 +150,42 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
         throw transportError('starship', error, signal);
       }
     },
-    async forward({ method, target, headers, body, accessToken }) {
+    async forward({ method, target, headers, body, accessToken, signal }) {
+      // STARSHIP_TIMEOUT_MS bounds everything up to the response headers, the wait for a free
+      // connection included; after that the stream is bounded by undici's idle bodyTimeout.
+      const headersDeadline = new AbortController();
+      const timer = setTimeout(() => headersDeadline.abort(new HeadersDeadline()), options.timeoutMs);
       try {
         return await timed('proxy', () =>
-          pool.request({
+          proxyPool.request({
             path: target,
             method: method as Dispatcher.HttpMethod,
             headers: { ...headers, authorization: `Bearer ${accessToken}` },
             body,
+            signal: AbortSignal.any([headersDeadline.signal, signal]),
           }),
         );
       } catch (error) {
-        throw transportError('starship', error);
+        throw transportError('starship', error, headersDeadline.signal);
+      } finally {
+        clearTimeout(timer);
       }
     },
-    close: () => pool.close(),
+    async close() {
+      // Called once the listeners have drained: whatever is still open upstream has no caller left.
+      await Promise.all([proxyPool.destroy(), authPool.destroy()]);
+    },
   };
+}
+
+class HeadersDeadline extends Error {
+  override name = 'TimeoutError';
+}
+
+/** Failures that happen before a request leaves: Starship cannot have acted on it. */
+const notSentCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+function neverSent(error: unknown): boolean {
+  return notSentCodes.has((error as { code?: string }).code ?? '');
 }
 
 function toTokenSet(fields: z.output<typeof tokenFields>, now: number): TokenSet | undefined {

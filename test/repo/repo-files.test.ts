@@ -22,6 +22,22 @@ describe('README and .env.example', () => {
     expect([...example].sort()).toEqual([...variables].sort());
   });
 
+  it('show the defaults the schema applies', () => {
+    const shape = envSchema.shape as Record<string, { parse(value: unknown): unknown }>;
+    const defaultOf = (name: string) => shape[name]?.parse(undefined);
+    const examples = [...read('.env.example').matchAll(/^([A-Z0-9_]+)=(.+)$/gm)];
+    expect(examples.length).toBeGreaterThan(10);
+    for (const [, name, value] of examples) {
+      expect(shape[name!]?.parse(value), `.env.example ${name}`).toEqual(defaultOf(name!));
+    }
+    // README rows whose default is one literal value, e.g. | `PORT` | … | `8080` |
+    const rows = [...read('README.md').matchAll(/^\| `([A-Z0-9_]+)` †? \|.*\| `([^`]+)` \|$/gm)];
+    expect(rows.length).toBeGreaterThan(10);
+    for (const [, name, value] of rows) {
+      expect(shape[name!]?.parse(value), `README ${name}`).toEqual(defaultOf(name!));
+    }
+  });
+
   it('mark every variable that can come from a file', () => {
     for (const name of secretVariables) expect(read('README.md')).toContain(`| \`${name}\` †`);
   });

@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 20_000,
     globalSetup: ['test/support/global-setup.ts'],
+    // After each test file: no secret or issued token in any log it captured.
+    setupFiles: ['test/support/secret-scan.ts'],
   },
 });

@@ -35,6 +35,8 @@ export type Fault =
 export interface FakeBenji {
   readonly url: string;
   readonly requests: ReceivedRequest[];
+  /** Every connect token it issued, in order. */
+  readonly issuedTokens: string[];
   /** Queue faults; each is used by exactly one request, in order. */
   fail(...faults: Fault[]): void;
   setConnectUrl(connectUrl: string): void;
@@ -43,6 +45,7 @@ export interface FakeBenji {
 
 export async function startFakeBenji(options: FakeBenjiOptions): Promise<FakeBenji> {
   const requests: ReceivedRequest[] = [];
+  const issuedTokens: string[] = [];
   const faults: Fault[] = [];
   let connectUrl = options.connectUrl;
   let origin = '';
@@ -77,6 +80,7 @@ export async function startFakeBenji(options: FakeBenjiOptions): Promise<FakeBen
     if (problem !== undefined) return send(res, 400, { error: 'validation_error', message: problem });
 
     const token = randomUUID();
+    issuedTokens.push(token);
     return send(res, 200, { code: 'ok', data: { token, connect_url: connectUrl ?? `${origin}/hosted/connect` } });
   }
 
@@ -87,6 +91,7 @@ export async function startFakeBenji(options: FakeBenjiOptions): Promise<FakeBen
   return {
     url: origin,
     requests,
+    issuedTokens,
     fail: (...more) => void faults.push(...more),
     setConnectUrl(value) {
       connectUrl = value;

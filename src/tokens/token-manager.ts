@@ -125,7 +125,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
   store.onReconnect(() => {
     storeReachable = true;
-    if (unsaved !== undefined && inFlight === undefined) renew(writeBack).catch(() => undefined);
+    if (current !== undefined && inFlight === undefined) renew(writeBack).catch(() => undefined);
   });
 
   // --- judging a set --------------------------------------------------------------------------
@@ -184,10 +184,15 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     }
   }
 
-  /** After an outage: under the lock, store what we renewed meanwhile, unless a later set is there. */
+  /**
+   * After an outage, under the lock: store the set we hold when the store lacks it (a restarted Redis
+   * keeps nothing) or holds an older one we replaced meanwhile; adopt the stored one when it is later.
+   */
   async function writeBack(): Promise<void> {
     await withLock({ adopt: false }, async () => {
-      if (unsaved === undefined || current === undefined || (await adoptFromStore())) return;
+      if (current === undefined || (await adoptFromStore())) return;
+      const stored = await store.read().catch(() => undefined);
+      if (stored !== undefined && stored.accessToken === current.accessToken && stored.refreshToken === current.refreshToken) return;
       await save(current);
       if (unsaved === undefined) logger.info('starship tokens written back to store');
     });

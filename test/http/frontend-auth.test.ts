@@ -1,7 +1,8 @@
 import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeBenji, type FakeBenji } from '../../src/sandbox/fake-benji.js';
+import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
+import { startFakeBenji } from '../support/fakes.js';
 import { benjiApiKey, buildBroker, type TestBroker } from '../support/broker.js';
 import { jwtSecret, signUserToken, startJwksServer, type JwksServer } from '../support/jwt.js';
 

@@ -3,12 +3,13 @@ import { loadConfig } from '../../src/config/load-config.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { captureLogs, type LogCapture } from './log-capture.js';
 import { jwtSecret } from './jwt.js';
+import { secret } from './secrets.js';
 
-export const benjiApiKey = 'benji-test-api-key-do-not-leak-7f3a9c';
+export const benjiApiKey = secret('benji-test-api-key-do-not-leak-7f3a9c');
 export const partnershipId = '49';
 export const starshipUsername = 'broker-api-user';
-export const starshipPassword = 'starship-password-do-not-leak-91c2';
-export const serviceKeys = { orders: 'orders-service-key-0123456789abcdef', ops: 'ops-admin-key-0123456789abcdef-xyz' };
+export const starshipPassword = secret('starship-password-do-not-leak-91c2');
+export const serviceKeys = { orders: secret('orders-service-key-0123456789abcdef'), ops: secret('ops-admin-key-0123456789abcdef-xyz') };
 
 /** What every test broker needs to start; tests override or add what they exercise. */
 export const baseEnv: Record<string, string> = {
@@ -22,7 +23,7 @@ export const baseEnv: Record<string, string> = {
   INTERNAL_API_KEYS: `orders:${serviceKeys.orders},ops:${serviceKeys.ops}`,
   INTERNAL_ADMIN_CALLERS: 'ops',
   // Only used when a test sets REDIS_URL; 32 bytes, base64.
-  TOKEN_ENCRYPTION_KEY: 'dGVzdC1vbmx5LWVuY3J5cHRpb24ta2V5LTMyLWJ5dGU=',
+  TOKEN_ENCRYPTION_KEY: secret('dGVzdC1vbmx5LWVuY3J5cHRpb24ta2V5LTMyLWJ5dGU='),
 };
 
 export interface TestBroker {

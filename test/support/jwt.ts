@@ -1,8 +1,9 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { secret } from './secrets.js';
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload, type CryptoKey } from 'jose';
 
-export const jwtSecret = 'test-frontend-jwt-secret-0123456789abcdef';
+export const jwtSecret = secret('test-frontend-jwt-secret-0123456789abcdef');
 
 interface SignOptions {
   alg?: string;
@@ -20,7 +21,7 @@ export async function signUserToken(claims: JWTPayload, options: SignOptions = {
     .setIssuedAt(now);
   if (options.expiresInS !== undefined || claims.exp === undefined) jwt.setExpirationTime(now + (options.expiresInS ?? 300));
   if (options.notBeforeS !== undefined) jwt.setNotBefore(now + options.notBeforeS);
-  return jwt.sign(options.key ?? new TextEncoder().encode(jwtSecret));
+  return secret(await jwt.sign(options.key ?? new TextEncoder().encode(jwtSecret)));
 }
 
 export interface JwksServer {

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { watchLogs } from './secrets.js';
 
 /** Collects the broker's JSON log lines so tests can assert what was (and was not) logged. */
 export interface LogCapture {
@@ -16,6 +17,7 @@ export function captureLogs(): LogCapture {
     },
   });
   const text = () => chunks.join('');
+  watchLogs(text);
   return {
     stream,
     text,

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { watchLogs } from './secrets.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -29,6 +30,7 @@ export function spawnBroker(env: Record<string, string>): {
   let err = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  watchLogs(() => out + err);
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   return { child, stdout: () => out, stderr: () => err, exited };
 }

@@ -1,0 +1,9 @@
+import { startFakeBenji as startBenji, type FakeBenjiOptions } from '../../src/sandbox/fake-benji.js';
+import { watchTokens } from './secrets.js';
+
+/** The sandbox fake Benji, with the connect tokens it issues watched by the log secret scan. */
+export async function startFakeBenji(options: FakeBenjiOptions) {
+  const benji = await startBenji(options);
+  watchTokens(benji.issuedTokens);
+  return benji;
+}

@@ -35,6 +35,8 @@ export interface Broker {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly tokens: TokenManager;
+  /** The shared Redis connection, when configured (readiness and tests look at its state). */
+  readonly redis: Redis | undefined;
   /** Tries the Starship login once (after listening); never throws. */
   warmUp(): Promise<void>;
   /** Readiness turns 503 so load balancers stop sending; in-flight requests carry on. */
@@ -121,6 +123,7 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
     logger,
     metrics,
     tokens,
+    redis,
     warmUp: () => tokens.warmUp(),
     beginShutdown() {
       shuttingDown = true;

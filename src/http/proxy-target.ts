@@ -3,7 +3,7 @@ import { AppError } from '../errors.js';
 /**
  * Turns the raw URL a service called (`/v1/starship/<path>?<query>`) into the path and query to
  * send to Starship, or refuses it. Checks run on the raw and on the decoded path, so no encoding
- * trick can climb out of an allowed prefix: no `..`, no backslash, no encoded slash or backslash,
+ * trick can climb out of an allowed prefix: no `..` or `.` segment, no backslash, no encoded slash or backslash,
  * no double encoding, no `//` (a second origin), nothing but printable ASCII, and never `/auth`.
  * The result is appended to the configured origin; it is never resolved as a URL.
  */
@@ -12,7 +12,8 @@ export function proxyTarget(originalUrl: string, mountPath: string, allow: reado
   const rawPath = (queryAt === -1 ? originalUrl : originalUrl.slice(0, queryAt)).slice(mountPath.length);
   const query = queryAt === -1 ? '' : originalUrl.slice(queryAt);
 
-  if (/%2f|%5c|\\/i.test(rawPath)) throw refused();
+  // `#` never belongs on the wire; a fragment would make Starship read a shorter path than we checked.
+  if (/%2f|%5c|\\/i.test(rawPath) || originalUrl.includes('#')) throw refused();
   let path: string;
   try {
     path = decodeURIComponent(rawPath);
@@ -20,6 +21,8 @@ export function proxyTarget(originalUrl: string, mountPath: string, allow: reado
     throw refused();
   }
   if (!path.startsWith('/') || path.includes('%') || path.includes('..') || path.includes('//') || path.includes('\\')) throw refused();
+  // A `.` segment escapes nothing, but it makes Starship read another path than the one checked.
+  if (path.split('/').includes('.')) throw refused();
   // Printable ASCII only: no control characters, and no look-alikes (fullwidth dots) for an upstream
   // that normalises Unicode to turn into `..`.
   if (!/^[\x20-\x7e]*$/.test(path)) throw refused();

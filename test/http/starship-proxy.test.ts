@@ -215,6 +215,8 @@ describe('path safety', () => {
     '/v1/starship/api/v1//evil.example.com',
     '/v1/starship/api/v1/%252e%252e/auth',
     '/v1/starship/api/v1/%00',
+    '/v1/starship/api/v1/./products',
+    '/v1/starship/api/v1/products#/../../auth',
     '/v1/starship/api/v1/%EF%BC%8E%EF%BC%8E/auth',
     '/v1/starship/api/v1/%zz',
     '/v1/starship/api/v2/products',

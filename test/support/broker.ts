@@ -18,7 +18,9 @@ export const baseEnv: Record<string, string> = {
   FRONTEND_JWT_SECRET: jwtSecret,
   STARSHIP_USERNAME: starshipUsername,
   STARSHIP_PASSWORD: starshipPassword,
-  // Nothing listens on port 9: tests that reach Starship point STARSHIP_BASE_URL at a fake.
+  // Nothing listens on port 9: tests that reach an upstream point its URL at a fake. Never the
+  // real hosts: tests talk to loopback only.
+  BENJI_BASE_URL: 'http://127.0.0.1:9',
   STARSHIP_BASE_URL: 'http://127.0.0.1:9',
   INTERNAL_API_KEYS: `orders:${serviceKeys.orders},ops:${serviceKeys.ops}`,
   INTERNAL_ADMIN_CALLERS: 'ops',

@@ -1,0 +1,96 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import { Pool } from 'undici';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
+import { buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
+import { startPrivateRedis, type PrivateRedis } from '../support/private-redis.js';
+import { secret } from '../support/secrets.js';
+
+let redisServer: PrivateRedis;
+let starship: FakeStarship;
+let subject: TestBroker;
+let server: Server;
+let client: Pool;
+
+beforeAll(async () => {
+  redisServer = await startPrivateRedis();
+  starship = await startFakeStarship({ username: starshipUsername, password: starshipPassword });
+  subject = buildBroker({
+    STARSHIP_BASE_URL: starship.url,
+    REDIS_URL: redisServer.url,
+    TOKEN_ENCRYPTION_KEY: secret(randomBytes(32).toString('base64')),
+  });
+  server = createServer(subject.broker.internalApp);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  client = new Pool(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { connections: 16 });
+});
+afterAll(async () => {
+  await client.close();
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  await subject.close();
+  await starship.close();
+  await redisServer.stop();
+});
+
+/** Commands ioredis holds back for a connection (a private field: observed, never touched). */
+const queued = (redis: Redis) => (redis as unknown as { offlineQueue: { length: number } }).offlineQueue.length;
+
+async function until(check: () => boolean | Promise<boolean>, what: string) {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+it('keeps every proxied call working while Redis is killed under traffic and restarted, then writes the session back', async () => {
+  const redis = subject.broker.redis!;
+  await until(() => redis.status === 'ready', 'redis ready');
+
+  const outcomes: Array<number | string> = [];
+  let stop = false;
+  // 16 callers in a loop, as services would keep calling through an outage.
+  const workers = Array.from({ length: 16 }, async () => {
+    while (!stop) {
+      try {
+        const res = await client.request({
+          path: '/v1/starship/api/v1/products',
+          method: 'GET',
+          headers: { authorization: `Bearer ${serviceKeys.orders}` },
+        });
+        await res.body.dump();
+        outcomes.push(res.statusCode);
+      } catch (error) {
+        outcomes.push((error as Error).message);
+      }
+    }
+  });
+
+  await until(() => outcomes.length >= 300, 'traffic before the kill');
+  await redisServer.stop();
+  await until(() => redis.status !== 'ready', 'the broker to notice');
+  const atKill = outcomes.length;
+  await until(() => outcomes.length >= atKill + 1_000, 'traffic during the outage');
+  // Nothing piles up behind the dead Redis: no offline queue, no commands waiting.
+  expect(queued(redis)).toBe(0);
+
+  await redisServer.start();
+  const inspect = new Redis(redisServer.url);
+  try {
+    await until(async () => (await inspect.exists('bff:starship:session')) === 1, 'the session written back');
+  } finally {
+    inspect.disconnect();
+  }
+  const atReturn = outcomes.length;
+  await until(() => outcomes.length >= atReturn + 300, 'traffic after the return');
+  stop = true;
+  await Promise.all(workers);
+
+  expect(outcomes.filter((outcome) => outcome !== 200)).toEqual([]);
+  expect(starship.stats.logins).toBe(1);
+  expect(queued(redis)).toBe(0);
+});

@@ -104,7 +104,7 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
         allowedModes: config.benji.allowedModes,
         maxTransferAmount: config.benji.maxTransferAmount,
       },
-      authenticate: frontendAuth(config.frontendAuth),
+      authenticate: frontendAuth(config.frontendAuth, clock, metrics),
       rateLimit: connectRateLimit({ perMinute: config.connectTokenRateLimit, redis, keyPrefix: config.redis?.keyPrefix ?? '' }),
     },
   });

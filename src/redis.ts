@@ -9,6 +9,8 @@ import type { Logger } from './observability/logger.js';
 export function createRedisClient(url: string, logger: Logger, onError: () => void = () => undefined): Redis {
   const redis = new Redis(url, {
     enableOfflineQueue: false,
+    // Commands issued in the same tick (a burst of rate-limit checks) go out in one write.
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 0,
     commandTimeout: 500,
     connectTimeout: 2_000,

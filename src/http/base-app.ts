@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Metrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
 import { notFound, problemHandler } from './problem.js';
-import { requestLogging, type Door } from './request-logging.js';
+import { requestObservation, type Door } from './request-logging.js';
 
 export const healthBody = z.object({ status: z.literal('ok') });
 
@@ -35,21 +35,7 @@ export function createBaseApp({ door, logger, metrics, trustProxy, readiness, op
   app.set('etag', false);
   if (trustProxy !== undefined) app.set('trust proxy', trustProxy);
   app.use(helmet());
-  app.use(requestLogging(logger, door));
-  app.use((req, res, next) => {
-    const startedAt = performance.now();
-    res.once('close', () => {
-      // Route patterns, not URLs, so the label set stays small and holds no ids.
-      const route = (req.route as { path?: string } | undefined)?.path ?? (res.locals.route as string | undefined) ?? 'unmatched';
-      // The caller is a configured service name (bounded); a public user is never a label.
-      const caller = (res.locals.caller as string | undefined) ?? 'none';
-      metrics.httpDuration.observe(
-        { door, route, method: req.method, status: String(res.statusCode), caller },
-        (performance.now() - startedAt) / 1000,
-      );
-    });
-    next();
-  });
+  app.use(requestObservation({ logger, door, metrics }));
 
   // Liveness: the process answers. It touches nothing, so a slow dependency never gets us killed.
   app.get('/healthz', (_req, res) => {

@@ -56,11 +56,12 @@ export function connectTokenRouter({ benji, policy, authenticate, rateLimit }: C
           userExternalId: userId,
           transfer: body.amount === undefined ? undefined : { amount: body.amount, allowsEditing: body.allowsEditing ?? true },
         },
-        { requestId: String(req.id) },
+        { requestId: req.id },
       );
 
       const hostedUrl = hostedConnectUrl(connectUrl, token);
-      if (hostedUrl === null && connectUrl !== '') req.log.warn({ upstream: 'benji' }, 'connect url ignored: not an http(s) URL');
+      if (hostedUrl === null && connectUrl !== '')
+        req.log.warn({ requestId: req.id, upstream: 'benji' }, 'connect url ignored: not an http(s) URL');
       const response: ConnectTokenResponse = { token, mode: body.mode, connectUrl: hostedUrl === null ? null : connectUrl, hostedUrl };
       res.setHeader('cache-control', 'no-store');
       res.json(response);

@@ -2,6 +2,8 @@ import type { RequestHandler } from 'express';
 import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { FrontendAuthConfig } from '../config/load-config.js';
 import { AppError } from '../errors.js';
+import { noMetrics, type AuthMetrics } from '../observability/metrics.js';
+import { createVerifiedTokenCache } from './verified-token-cache.js';
 
 /** What the public door knows about its caller: the verified user, or nobody when auth is off. */
 export interface FrontendUser {
@@ -15,7 +17,7 @@ const clockToleranceS = 30;
  * Verifies the app's own user JWT and puts the user id in `res.locals.user`. The id comes from the
  * configured claim of a verified token and nowhere else: whoever picks it can act as that user.
  */
-export function frontendAuth(config: FrontendAuthConfig): RequestHandler {
+export function frontendAuth(config: FrontendAuthConfig, now: () => number = Date.now, metrics: AuthMetrics = noMetrics): RequestHandler {
   if (config.mode === 'none') {
     return (_req, res, next) => {
       res.locals.user = { userId: undefined } satisfies FrontendUser;
@@ -23,8 +25,14 @@ export function frontendAuth(config: FrontendAuthConfig): RequestHandler {
     };
   }
 
-  const secret = config.secret === undefined ? undefined : new TextEncoder().encode(config.secret);
+  // Imported once: handed raw bytes, jose would import the HMAC key again on every verification.
+  const secretBytes = config.secret === undefined ? undefined : new TextEncoder().encode(config.secret);
+  const secret =
+    secretBytes === undefined
+      ? undefined
+      : crypto.subtle.importKey('raw', secretBytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
   const jwks = config.jwksUrl === undefined ? undefined : publishedKeys(config.jwksUrl);
+  const verified = createVerifiedTokenCache({ now, toleranceS: clockToleranceS });
   const claimChecks = {
     clockTolerance: clockToleranceS,
     requiredClaims: ['exp'],
@@ -33,16 +41,26 @@ export function frontendAuth(config: FrontendAuthConfig): RequestHandler {
   };
 
   async function verify(token: string): Promise<JWTPayload> {
+    const cached = verified.get(token);
+    if (cached !== undefined) {
+      metrics.userToken('cached');
+      return cached;
+    }
     // The algorithm picks the key, and each key accepts only its own pinned algorithms, so an
     // HS256 token can never be checked against a public key (the classic algorithm-confusion hole).
     const { alg } = decodeProtectedHeader(token);
+    const checks = { ...claimChecks, currentDate: new Date(now()) };
+    let payload: JWTPayload;
     if (alg === 'HS256' && secret !== undefined) {
-      return (await jwtVerify(token, secret, { ...claimChecks, algorithms: ['HS256'] })).payload;
+      payload = (await jwtVerify(token, await secret, { ...checks, algorithms: ['HS256'] })).payload;
+    } else if (alg !== undefined && asymmetricAlgorithms.includes(alg) && jwks !== undefined) {
+      payload = (await jwtVerify(token, jwks, { ...checks, algorithms: asymmetricAlgorithms })).payload;
+    } else {
+      throw new joseErrors.JOSEAlgNotAllowed('algorithm not accepted');
     }
-    if (alg !== undefined && asymmetricAlgorithms.includes(alg) && jwks !== undefined) {
-      return (await jwtVerify(token, jwks, { ...claimChecks, algorithms: asymmetricAlgorithms })).payload;
-    }
-    throw new joseErrors.JOSEAlgNotAllowed('algorithm not accepted');
+    verified.set(token, payload);
+    metrics.userToken('verified');
+    return payload;
   }
 
   return async (req, res, next) => {
@@ -54,6 +72,7 @@ export function frontendAuth(config: FrontendAuthConfig): RequestHandler {
       payload = await verify(match[1]);
     } catch (error) {
       if (error instanceof AppError) throw error;
+      metrics.userToken('rejected');
       const reason = error instanceof joseErrors.JOSEError ? error.code : 'malformed token';
       throw new AppError('unauthenticated', 'The user token is not valid.', { logFields: { reason } });
     }

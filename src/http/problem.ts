@@ -14,11 +14,11 @@ export const problemBody = z.object({
 
 /**
  * The one place where errors become HTTP answers: RFC 9457 problem+json with a stable `code` and
- * the request id. 5xx details stay in the log (through pino-http's `res.err`), never in the body.
+ * the request id. 5xx details stay in the log (the request line's `err`), never in the body.
  */
 export function sendProblem(req: Request, res: Response, error: AppError): void {
   res.locals.problem = error.code;
-  if (error.status >= 500) (res as Response & { err?: unknown }).err = error;
+  if (error.status >= 500) res.locals.error = error;
   if (error.retryAfterS !== undefined) res.setHeader('retry-after', String(error.retryAfterS));
   if (error.status === 401) res.setHeader('www-authenticate', 'Bearer');
   res
@@ -58,7 +58,7 @@ export const problemHandler: ErrorRequestHandler = (error, req, res, _next) => {
   const appError = toAppError(error);
   if (res.headersSent) {
     // A response already under way (a stream) cannot become a problem; cut it so the client sees the failure.
-    (res as Response & { err?: unknown }).err = appError;
+    res.locals.error = appError;
     res.destroy();
     return;
   }

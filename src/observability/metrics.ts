@@ -18,7 +18,8 @@ export interface TokenMetrics {
   storeError(action: string): void;
 }
 
-export const noMetrics: UpstreamMetrics & TokenMetrics = {
+export const noMetrics: UpstreamMetrics & TokenMetrics & AuthMetrics = {
+  userToken: () => undefined,
   observe: () => undefined,
   renewal: () => undefined,
   lockWait: () => undefined,
@@ -31,9 +32,15 @@ export interface SessionGauges {
   cooldownUntil(): number | undefined;
 }
 
-export interface Metrics extends UpstreamMetrics, TokenMetrics {
+/** What the public door's authentication reports. */
+export interface AuthMetrics {
+  userToken(outcome: 'verified' | 'cached' | 'rejected'): void;
+}
+
+export interface Metrics extends UpstreamMetrics, TokenMetrics, AuthMetrics {
   readonly registry: Registry;
-  readonly httpDuration: Histogram<'door' | 'route' | 'method' | 'status' | 'caller'>;
+  /** One request served; the caller is a configured service name (bounded), never a user. */
+  observeRequest(door: string, route: string, method: string, status: number, caller: string, seconds: number): void;
   redisError(source: string): void;
   watchSession(gauges: SessionGauges, now: () => number): void;
 }
@@ -71,6 +78,12 @@ export function createMetrics(): Metrics {
     buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60],
     registers: [registry],
   });
+  const userTokens = new Counter({
+    name: 'broker_user_token_checks_total',
+    help: 'User JWTs checked on the public door: verified (signature checked), cached (verified before), rejected.',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   const redisErrors = new Counter({
     name: 'broker_redis_errors_total',
     help: 'Redis failures: lost connections and failed token-store calls.',
@@ -78,14 +91,36 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
 
+  // Label sets are few (routes × statuses × callers): keep each one's child instead of hashing the
+  // labels on every request.
+  const requestSeries = new Map<string, Histogram.Internal<string>>();
+  const upstreamSeries = new Map<string, Histogram.Internal<string>>();
+
   return {
     registry,
-    httpDuration,
-    observe: (upstream, operation, outcome, seconds) => upstreamDuration.observe({ upstream, operation, outcome }, seconds),
+    observeRequest(door, route, method, status, caller, seconds) {
+      const key = `${door} ${route} ${method} ${status} ${caller}`;
+      let series = requestSeries.get(key);
+      if (series === undefined) {
+        series = httpDuration.labels({ door, route, method, status: String(status), caller });
+        requestSeries.set(key, series);
+      }
+      series.observe(seconds);
+    },
+    observe(upstream, operation, outcome, seconds) {
+      const key = `${upstream} ${operation} ${outcome}`;
+      let series = upstreamSeries.get(key);
+      if (series === undefined) {
+        series = upstreamDuration.labels({ upstream, operation, outcome });
+        upstreamSeries.set(key, series);
+      }
+      series.observe(seconds);
+    },
     renewal: (kind, result) => renewals.inc({ kind, result }),
     lockWait: (seconds, outcome) => lockWaits.observe({ outcome }, seconds),
     storeError: (action) => redisErrors.inc({ source: `store_${action.replace(/\s+/g, '_')}` }),
     redisError: (source) => redisErrors.inc({ source }),
+    userToken: (outcome) => userTokens.inc({ outcome }),
     watchSession(gauges, now) {
       new Gauge({
         name: 'broker_starship_access_token_expires_in_seconds',

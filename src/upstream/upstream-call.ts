@@ -29,16 +29,6 @@ export function outcomeOf(error: unknown): 'timeout' | 'error' {
   return error instanceof AppError ? (error.code === 'upstream_timeout' ? 'timeout' : 'error') : isTimeout(error) ? 'timeout' : 'error';
 }
 
-/** Runs one upstream exchange (request and reading the reply) under a deadline. */
-export async function callUpstream<T>(upstream: string, timeoutMs: number, exchange: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const signal = AbortSignal.timeout(timeoutMs);
-  try {
-    return await exchange(signal);
-  } catch (error) {
-    throw transportError(upstream, error, signal);
-  }
-}
-
 /** Parses a JSON body leniently: an unparseable body is `undefined`, for the caller to judge. */
 export function parseJson(text: string): unknown {
   try {

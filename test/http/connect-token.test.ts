@@ -200,9 +200,7 @@ describe('when Benji misbehaves', () => {
     expect(JSON.stringify(res.body)).not.toMatch(/boom|unexpected_error|unauthorized_partner|maintenance/);
     if (code === 'upstream_throttled') expect(res.headers['retry-after']).toBe('7');
 
-    const failure = subject.logs
-      .entries()
-      .find((entry) => (entry.req as { id?: string } | undefined)?.id === res.body.requestId && entry.level === 'error');
+    const failure = subject.logs.entries().find((entry) => entry.requestId === res.body.requestId && entry.level === 'error');
     expect(failure).toBeDefined();
     if (benjiError !== undefined) expect((failure?.err as { logFields: { benjiError: string } }).logFields.benjiError).toBe(benjiError);
   });

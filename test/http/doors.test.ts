@@ -77,7 +77,7 @@ describe('both doors', () => {
 
     const generated = await request(subject.broker.publicApp).get('/nope');
     expect(generated.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-    const logged = subject.logs.entries().map((e) => (e.req as { id?: string } | undefined)?.id);
+    const logged = subject.logs.entries().map((e) => e.requestId);
     expect(logged).toContain('trace-abc.123');
     expect(logged).toContain(generated.headers['x-request-id']);
   });

@@ -142,3 +142,29 @@ describe('FRONTEND_AUTH=none', () => {
     expect(built.logs.entries().some((e) => e.level === 'warn' && String(e.msg).includes('FRONTEND_AUTH=none'))).toBe(true);
   });
 });
+
+describe('verified-token cache', () => {
+  it('serves a repeated token without re-verifying, yet still expires it and never accepts a variant', async () => {
+    let now = Date.now();
+    const built = buildBroker({ BENJI_BASE_URL: benji.url }, { clock: () => now });
+    brokers.push(built);
+    const app = built.broker.publicApp;
+    const token = await signUserToken({ sub: 'cached-user' }, { expiresInS: 10 });
+
+    expect((await ask(app, `Bearer ${token}`)).status).toBe(200);
+    expect((await ask(app, `Bearer ${token}`)).status).toBe(200);
+    // A changed signature is another string: not in the cache, and it does not verify.
+    const forged = `${token.slice(0, -2)}${token.endsWith('A') ? 'B' : 'A'}A`;
+    expect((await ask(app, `Bearer ${forged}`)).status).toBe(401);
+
+    now += 39_000; // exp + 29 s: inside the 30 s tolerance
+    expect((await ask(app, `Bearer ${token}`)).status).toBe(200);
+    now += 2_000; // exp + 31 s: past it, cached or not
+    expect((await ask(app, `Bearer ${token}`)).status).toBe(401);
+    expect(benji.requests.filter((r) => (r.body as { user_external_id?: string }).user_external_id === 'cached-user')).toHaveLength(3);
+    const metrics = (await request(built.broker.internalApp).get('/metrics')).text;
+    expect(metrics).toContain('broker_user_token_checks_total{outcome="verified"} 1');
+    expect(metrics).toContain('broker_user_token_checks_total{outcome="cached"} 2');
+    expect(metrics).toContain('broker_user_token_checks_total{outcome="rejected"} 2');
+  });
+});

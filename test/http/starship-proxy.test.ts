@@ -60,7 +60,7 @@ describe('internal door authentication', () => {
   it('names the caller in the request log', async () => {
     const res = await asOrders(request(app()).get('/v1/starship/api/v1/products'));
     expect(res.status).toBe(200);
-    const line = subject.logs.entries().find((e) => (e.req as { id?: string } | undefined)?.id === res.headers['x-request-id']);
+    const line = subject.logs.entries().find((e) => e.requestId === res.headers['x-request-id']);
     expect(line?.caller).toBe('orders');
   });
 
@@ -189,8 +189,8 @@ async function rawGet(path: string): Promise<{ status: number; contentType: stri
     res.resume();
     await new Promise((resolve) => res.on('end', resolve));
     await new Promise((resolve) => setImmediate(resolve)); // the request log is written on 'finish'
-    const logged = subject.logs.entries().find((e) => (e.req as { id?: string } | undefined)?.id === res.headers['x-request-id']);
-    return { status: res.statusCode ?? 0, contentType: String(res.headers['content-type']), url: (logged?.req as { url: string }).url };
+    const logged = subject.logs.entries().find((e) => e.requestId === res.headers['x-request-id']);
+    return { status: res.statusCode ?? 0, contentType: String(res.headers['content-type']), url: String(logged?.url) };
   } finally {
     server.close();
   }

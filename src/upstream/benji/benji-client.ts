@@ -2,7 +2,7 @@ import { Pool } from 'undici';
 import { z } from 'zod';
 import { AppError } from '../../errors.js';
 import { noMetrics, type UpstreamMetrics } from '../../observability/metrics.js';
-import { callUpstream, outcomeOf, parseJson, retryAfterSeconds } from '../upstream-call.js';
+import { outcomeOf, parseJson, retryAfterSeconds, transportError } from '../upstream-call.js';
 
 /** Benji's numeric connect modes (there is no 2). */
 export const benjiModeNumbers = { connect: 1, transfer: 3, redeem: 4 } as const;
@@ -45,7 +45,14 @@ const errorBody = z.object({ error: z.string().optional(), code: z.string().opti
 
 export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
   const base = new URL(options.baseUrl);
-  const pool = new Pool(base.origin, { connections: 32, keepAliveTimeout: 30_000 });
+  // Deadlines live on the pool (connect, headers, body), not in a timer and signal per call.
+  const pool = new Pool(base.origin, {
+    connections: 32,
+    keepAliveTimeout: 30_000,
+    connect: { timeout: options.timeoutMs },
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+  });
   const connectPath = `${base.pathname.replace(/\/+$/, '')}/auth/connect`;
 
   return {
@@ -63,7 +70,7 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
       };
       const startedAt = performance.now();
       const metrics = options.metrics ?? noMetrics;
-      const response = await callUpstream('benji', options.timeoutMs, async (signal) => {
+      const response = await (async () => {
         const {
           statusCode,
           headers,
@@ -78,12 +85,12 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
             'x-request-id': requestId,
           },
           body: JSON.stringify(body),
-          signal,
         });
         return { statusCode, headers, payload: parseJson(await reply.text()) };
-      }).catch((error: unknown) => {
-        metrics.observe('benji', 'connect', outcomeOf(error), (performance.now() - startedAt) / 1000);
-        throw error;
+      })().catch((error: unknown) => {
+        const failure = transportError('benji', error);
+        metrics.observe('benji', 'connect', outcomeOf(failure), (performance.now() - startedAt) / 1000);
+        throw failure;
       });
       metrics.observe('benji', 'connect', String(response.statusCode), (performance.now() - startedAt) / 1000);
       const { payload } = response;

@@ -23,8 +23,8 @@ export interface ForwardRequest {
   headers: Record<string, string>;
   body: Buffer | undefined;
   accessToken: string;
-  /** Aborts the call, e.g. when the service that asked for it has gone away. */
-  signal: AbortSignal;
+  /** Aborts the call; the client also uses it for its own deadline (one controller per call). */
+  abort: AbortController;
 }
 
 export interface StarshipClient {
@@ -150,11 +150,10 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
         throw transportError('starship', error, signal);
       }
     },
-    async forward({ method, target, headers, body, accessToken, signal }) {
+    async forward({ method, target, headers, body, accessToken, abort }) {
       // STARSHIP_TIMEOUT_MS bounds everything up to the response headers, the wait for a free
       // connection included; after that the stream is bounded by undici's idle bodyTimeout.
-      const headersDeadline = new AbortController();
-      const timer = setTimeout(() => headersDeadline.abort(new HeadersDeadline()), options.timeoutMs);
+      const timer = setTimeout(() => abort.abort(new HeadersDeadline()), options.timeoutMs);
       try {
         return await timed('proxy', () =>
           proxyPool.request({
@@ -162,11 +161,14 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
             method: method as Dispatcher.HttpMethod,
             headers: { ...headers, authorization: `Bearer ${accessToken}` },
             body,
-            signal: AbortSignal.any([headersDeadline.signal, signal]),
+            signal: abort.signal,
           }),
         );
       } catch (error) {
-        throw transportError('starship', error, headersDeadline.signal);
+        if (abort.signal.reason instanceof HeadersDeadline) {
+          throw new AppError('upstream_timeout', 'starship did not answer in time.', { logFields: { upstream: 'starship' }, cause: error });
+        }
+        throw transportError('starship', error);
       } finally {
         clearTimeout(timer);
       }

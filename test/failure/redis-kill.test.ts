@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
 import { buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
 import { startPrivateRedis, type PrivateRedis } from '../support/private-redis.js';
 import { secret } from '../support/secrets.js';
+import { until, untilSessionStored } from '../support/until.js';
 
 let redisServer: PrivateRedis;
 let starship: FakeStarship;
@@ -38,14 +39,6 @@ afterAll(async () => {
 
 /** Commands ioredis holds back for a connection (a private field: observed, never touched). */
 const queued = (redis: Redis) => (redis as unknown as { offlineQueue: { length: number } }).offlineQueue.length;
-
-async function until(check: () => boolean | Promise<boolean>, what: string) {
-  for (let i = 0; i < 500; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 it('keeps every proxied call working while Redis is killed under traffic and restarted, then writes the session back', async () => {
   const redis = subject.broker.redis!;
@@ -79,12 +72,8 @@ it('keeps every proxied call working while Redis is killed under traffic and res
   expect(queued(redis)).toBe(0);
 
   await redisServer.start();
-  const inspect = new Redis(redisServer.url);
-  try {
-    await until(async () => (await inspect.exists('bff:starship:session')) === 1, 'the session written back');
-  } finally {
-    inspect.disconnect();
-  }
+  // A fresh Redis (it keeps nothing on disk): the session must be written back.
+  await untilSessionStored(redisServer.url);
   const atReturn = outcomes.length;
   await until(() => outcomes.length >= atReturn + 300, 'traffic after the return');
   stop = true;

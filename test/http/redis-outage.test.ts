@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
 import { buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
 import { startPrivateRedis, type PrivateRedis } from '../support/private-redis.js';
+import { until, untilSessionStored } from '../support/until.js';
 
 let now = Date.parse('2030-06-01T00:00:00Z');
 const clock = () => now;
@@ -29,14 +29,6 @@ afterAll(async () => {
 const call = () =>
   request(subject.broker.internalApp).get('/v1/starship/api/v1/products').set('authorization', `Bearer ${serviceKeys.orders}`);
 
-async function until(check: () => Promise<boolean>, what: string) {
-  for (let i = 0; i < 300; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 it('keeps proxying while Redis is down, renews in-process, and writes the tokens back when Redis returns', async () => {
   await until(async () => (await request(subject.broker.internalApp).get('/readyz')).body.checks.redis === 'ok', 'redis ready');
   expect((await call()).status).toBe(200);
@@ -59,13 +51,8 @@ it('keeps proxying while Redis is down, renews in-process, and writes the tokens
   expect(starship.stats).toMatchObject({ logins: 1, refreshes: 1 });
 
   await redisServer.start();
-  const inspect = new Redis(redisServer.url);
-  try {
-    // A fresh Redis (it keeps nothing on disk): the renewed session must be written back.
-    await until(async () => (await inspect.exists('bff:starship:session')) === 1, 'tokens written back');
-  } finally {
-    inspect.disconnect();
-  }
+  // A fresh Redis (it keeps nothing on disk): the session must be written back.
+  await untilSessionStored(redisServer.url);
   expect((await call()).status).toBe(200);
   expect(subject.logs.text()).toContain('written back');
 });

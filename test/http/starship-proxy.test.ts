@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { largeBodyByte, startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
 import { buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
 import { deleteKeys, inspectRedis, testRedisUrl, uniquePrefix } from '../support/redis.js';
+import { until } from '../support/until.js';
 
 let starship: FakeStarship;
 let subject: TestBroker;
@@ -334,5 +335,39 @@ describe('logs', () => {
     expect(logs.length).toBeGreaterThan(0);
     for (const secret of [starshipPassword, serviceKeys.orders, serviceKeys.ops, encryptionKey]) expect(logs).not.toContain(secret);
     expect(logs).not.toMatch(/\b(at|rt)_[0-9a-f]{16,}/);
+  });
+});
+
+describe('a caller hanging up', () => {
+  it('stops the upstream call at once instead of holding it until STARSHIP_TIMEOUT_MS', async () => {
+    const patient = buildBroker({ STARSHIP_BASE_URL: starship.url, STARSHIP_TIMEOUT_MS: '60000' });
+    const server = createServer(patient.broker.internalApp);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      expect(
+        (await request(patient.broker.internalApp).get('/v1/starship/status').set('authorization', `Bearer ${serviceKeys.orders}`)).status,
+      ).toBe(200);
+      starship.fail('api', { kind: 'hang' });
+      const caller = get({
+        host: '127.0.0.1',
+        port,
+        path: '/v1/starship/api/v1/products',
+        headers: { authorization: `Bearer ${serviceKeys.orders}` },
+      });
+      caller.on('error', () => undefined);
+      await until(() => apiRequests().some((r) => r.path === '/api/v1/products'), 'the call to reach Starship');
+      caller.destroy();
+
+      // The aborted upstream call is recorded as soon as it ends; left alone it would wait 60 s.
+      await until(
+        async () => (await request(patient.broker.internalApp).get('/metrics')).text.includes('operation="proxy",outcome="error"} 1'),
+        'the upstream call to be aborted',
+      );
+    } finally {
+      server.closeAllConnections();
+      server.close();
+      await patient.close();
+    }
   });
 });

@@ -5,7 +5,7 @@ import type { Config } from './config/load-config.js';
 import type { Readiness } from './http/base-app.js';
 import { connectRateLimit } from './http/connect-rate-limit.js';
 import { frontendAuth } from './http/frontend-auth.js';
-import { internalAuth, requireAdmin } from './http/internal-auth.js';
+import { internalAuth, requireAdmin, serviceIdentifier } from './http/internal-auth.js';
 import { createInternalApp } from './http/internal-app.js';
 import { internalOpenApi, publicOpenApi } from './http/openapi.js';
 import { createPublicApp } from './http/public-app.js';
@@ -108,13 +108,13 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
       rateLimit: connectRateLimit({ perMinute: config.connectTokenRateLimit, redis, keyPrefix: config.redis?.keyPrefix ?? '' }),
     },
   });
-  const authenticateService = internalAuth(config.internalAuth.keys);
+  const identifyService = serviceIdentifier(config.internalAuth.keys);
   const internalApp = createInternalApp({
     ...shared,
     readiness: readiness('internal'),
     openapi: internalOpenApi(),
-    starshipProxy: { starship, tokens, allow: config.starship.proxyAllow, authenticate: authenticateService },
-    admin: { tokens, authorize: [authenticateService, requireAdmin(config.internalAuth.adminCallers)] },
+    starshipProxy: { starship, tokens, allow: config.starship.proxyAllow, identifyService },
+    admin: { tokens, authorize: [internalAuth(identifyService), requireAdmin(config.internalAuth.adminCallers)] },
   });
 
   return {

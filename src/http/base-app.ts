@@ -1,4 +1,4 @@
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import { z } from 'zod';
 import type { Metrics } from '../observability/metrics.js';
@@ -28,14 +28,56 @@ export interface BaseAppOptions {
   openapi: object;
 }
 
-/** What both doors share in front of their routes: security headers, request ids and logs, probes, metrics. */
-export function createBaseApp({ door, logger, metrics, trustProxy, readiness, openapi }: BaseAppOptions): Express {
+/**
+ * Security headers for a JSON API, after OWASP's REST Security Cheat Sheet rather than helmet's
+ * defaults, which are written for HTML pages (a CSP for scripts and styles, COOP, DNS prefetching,
+ * IE8 downloads, Flash policies): every header is paid for on every answer, proxied ones included.
+ * The public door answers browsers: nothing may frame or run its answers, and HTTPS is sticky. The
+ * internal door answers services, never browsers: only `nosniff` means anything there.
+ */
+const securityHeaders: Record<Door, RequestHandler> = {
+  public: helmet({
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    xFrameOptions: { action: 'deny' },
+    crossOriginOpenerPolicy: false,
+    originAgentCluster: false,
+    xDnsPrefetchControl: false,
+    xDownloadOptions: false,
+    xPermittedCrossDomainPolicies: false,
+    xXssProtection: false,
+  }),
+  internal: helmet({
+    contentSecurityPolicy: false,
+    crossOriginOpenerPolicy: false,
+    crossOriginResourcePolicy: false,
+    originAgentCluster: false,
+    referrerPolicy: false,
+    strictTransportSecurity: false,
+    xDnsPrefetchControl: false,
+    xDownloadOptions: false,
+    xFrameOptions: false,
+    xPermittedCrossDomainPolicies: false,
+    xXssProtection: false,
+  }),
+};
+
+/**
+ * One door: security headers, request ids and logs, then the door's own routes (first, because
+ * they carry the traffic and every layer in front of them is paid on every call), then the probes,
+ * and last the 404 and the one place where errors become problem+json.
+ */
+export function createDoorApp(
+  { door, logger, metrics, trustProxy, readiness, openapi }: BaseAppOptions,
+  mountRoutes: (app: Express) => void,
+): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   if (trustProxy !== undefined) app.set('trust proxy', trustProxy);
-  app.use(helmet());
+  app.use(securityHeaders[door]);
   app.use(requestObservation({ logger, door, metrics }));
+
+  mountRoutes(app);
 
   // Liveness: the process answers. It touches nothing, so a slow dependency never gets us killed.
   app.get('/healthz', (_req, res) => {
@@ -51,11 +93,8 @@ export function createBaseApp({ door, logger, metrics, trustProxy, readiness, op
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });
-  return app;
-}
 
-/** Unknown routes and every thrown error end here, as problem+json. */
-export function finishApp(app: Express): Express {
+  // Unknown routes and every thrown error end here, as problem+json.
   app.use(notFound);
   app.use(problemHandler);
   return app;

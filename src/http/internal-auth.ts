@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { AppError } from '../errors.js';
 
@@ -7,17 +7,20 @@ export interface InternalCaller {
   caller: string;
 }
 
-const digest = (value: string) => createHash('sha256').update(value).digest();
+/** Names the service that sent an Authorization header, or throws `unauthenticated`. */
+export type ServiceIdentifier = (authorization: string | undefined) => string;
+
+const digest = (value: string) => hash('sha256', value, 'buffer');
 
 /**
  * Service keys from INTERNAL_API_KEYS, as `Authorization: Bearer <key>`. Keys are compared as
  * SHA-256 digests with timingSafeEqual, against every configured key, so neither the position of a
  * match nor the length of a key shows in the response time.
  */
-export function internalAuth(keys: readonly { caller: string; key: string }[]): RequestHandler {
+export function serviceIdentifier(keys: readonly { caller: string; key: string }[]): ServiceIdentifier {
   const known = keys.map(({ caller, key }) => ({ caller, digest: digest(key) }));
-  return (req, res, next) => {
-    const presented = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '')?.[1];
+  return (authorization) => {
+    const presented = /^Bearer +(\S+) *$/i.exec(authorization ?? '')?.[1];
     if (presented === undefined) throw new AppError('unauthenticated', 'Send the service key as Authorization: Bearer <key>.');
     const presentedDigest = digest(presented);
     let caller: string | undefined;
@@ -25,7 +28,14 @@ export function internalAuth(keys: readonly { caller: string; key: string }[]): 
       if (timingSafeEqual(entry.digest, presentedDigest)) caller = entry.caller;
     }
     if (caller === undefined) throw new AppError('unauthenticated', 'The service key is not valid.');
-    res.locals.caller = caller;
+    return caller;
+  };
+}
+
+/** The service check as middleware: the caller's name goes to `res.locals.caller`. */
+export function internalAuth(identify: ServiceIdentifier): RequestHandler {
+  return (req, res, next) => {
+    res.locals.caller = identify(req.headers.authorization);
     next();
   };
 }

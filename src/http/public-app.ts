@@ -1,6 +1,6 @@
 import cors from 'cors';
 import type { Express } from 'express';
-import { createBaseApp, finishApp, type BaseAppOptions } from './base-app.js';
+import { createDoorApp, type BaseAppOptions } from './base-app.js';
 import { connectTokenRouter, type ConnectTokenRouteDeps } from './connect-token-route.js';
 
 export interface PublicAppDeps extends Omit<BaseAppOptions, 'door'> {
@@ -10,18 +10,18 @@ export interface PublicAppDeps extends Omit<BaseAppOptions, 'door'> {
 
 /** The public door: what a signed-in user's browser or app may call. */
 export function createPublicApp(deps: PublicAppDeps): Express {
-  const app = createBaseApp({ ...deps, door: 'public' });
-  if (deps.corsOrigins.length > 0) {
-    app.use(
-      cors({
-        origin: [...deps.corsOrigins],
-        methods: ['POST'],
-        allowedHeaders: ['authorization', 'content-type'],
-        exposedHeaders: ['x-request-id', 'retry-after'],
-        maxAge: 600,
-      }),
-    );
-  }
-  app.use(connectTokenRouter(deps.connectToken));
-  return finishApp(app);
+  return createDoorApp({ ...deps, door: 'public' }, (app) => {
+    if (deps.corsOrigins.length > 0) {
+      app.use(
+        cors({
+          origin: [...deps.corsOrigins],
+          methods: ['POST'],
+          allowedHeaders: ['authorization', 'content-type'],
+          exposedHeaders: ['x-request-id', 'retry-after'],
+          maxAge: 600,
+        }),
+      );
+    }
+    app.use(connectTokenRouter(deps.connectToken));
+  });
 }

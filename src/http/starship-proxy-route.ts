@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
-import express, { Router, type RequestHandler, type Response } from 'express';
+import express, { type Request, type RequestHandler, type Response } from 'express';
+import type { ServiceIdentifier } from './internal-auth.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import type { StarshipClient } from '../upstream/starship/starship-client.js';
 import { transportError } from '../upstream/upstream-call.js';
@@ -10,29 +11,28 @@ export interface StarshipProxyDeps {
   starship: StarshipClient;
   tokens: TokenManager;
   allow: readonly string[];
-  authenticate: RequestHandler;
+  identifyService: ServiceIdentifier;
 }
 
-const mountPath = '/v1/starship';
+export const starshipMountPath = '/v1/starship';
 /** Bodies are buffered (up to 1 MiB) so that a call refused for a stale token can be replayed once. */
 const rawBody = express.raw({ type: () => true, limit: '1mb' });
-/** Most proxied calls are GETs without a body: skip the parser for them. */
-const bufferedBody: RequestHandler = (req, res, next) => {
-  if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return next();
-  return rawBody(req, res, next);
-};
 
-/** `ANY /v1/starship/{*path}`: the call goes to Starship with the broker's access token. */
-export function starshipProxyRouter({ starship, tokens, allow, authenticate }: StarshipProxyDeps): Router {
-  const router = Router();
-
-  // Mounted with `use`, not a `{*path}` route: Express would decode (and choke on) the path before
-  // proxyTarget could judge the raw one, which is the one that must be checked.
-  router.use(mountPath, authenticate, bufferedBody, async (req, res) => {
-    res.locals.route = `${mountPath}/{path}`;
-    const target = proxyTarget(req.originalUrl, mountPath, allow);
-    const headers = upstreamRequestHeaders(req.headers, String(req.id));
-    const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body : undefined;
+/**
+ * `ANY /v1/starship/{*path}`: the call goes to Starship with the broker's access token.
+ *
+ * One handler mounted with `use`, not a `{*path}` route: Express would decode (and choke on) the
+ * path before proxyTarget could judge the raw one, which is the one that must be checked. The steps
+ * (service key, body, forward) are calls in one handler, not three layers: every layer is paid for
+ * on every proxied call.
+ */
+export function starshipProxy({ starship, tokens, allow, identifyService }: StarshipProxyDeps): RequestHandler {
+  return async (req, res) => {
+    res.locals.route = `${starshipMountPath}/{path}`;
+    res.locals.caller = identifyService(req.headers.authorization);
+    const target = proxyTarget(req.originalUrl, starshipMountPath, allow);
+    const body = await bufferedBody(req, res);
+    const headers = upstreamRequestHeaders(req.headers, req.id);
     // One controller per call: the client aborts it at its deadline, and so do we if the service
     // hangs up before its answer is complete (only then: an abort costs an exception object).
     const abort = new AbortController();
@@ -58,9 +58,16 @@ export function starshipProxyRouter({ starship, tokens, allow, authenticate }: S
     } catch (error) {
       throw transportError('starship', error);
     }
-  });
+  };
+}
 
-  return router;
+/** The request body, or undefined; most proxied calls are GETs without one, which skip the parser. */
+async function bufferedBody(req: Request, res: Response): Promise<Buffer | undefined> {
+  if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return undefined;
+  await new Promise<void>((resolve, reject) => {
+    rawBody(req, res, (error?: unknown) => (error === undefined ? resolve() : reject(error as Error)));
+  });
+  return Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body : undefined;
 }
 
 /**

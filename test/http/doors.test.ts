@@ -56,13 +56,28 @@ describe('both doors', () => {
     expect(benji.requests).toHaveLength(0);
   });
 
-  it('send helmet’s security headers and no x-powered-by', async () => {
-    for (const [, app] of doors()) {
-      const res = await request(app).get('/healthz');
-      expect(res.headers['x-content-type-options']).toBe('nosniff');
-      expect(res.headers['strict-transport-security']).toBeDefined();
-      expect(res.headers['content-security-policy']).toBeDefined();
-      expect(res.headers['x-powered-by']).toBeUndefined();
+  it('send the security headers of a JSON API, on errors too, and no x-powered-by', async () => {
+    const expected = {
+      // Browsers call this door: nothing may frame or run its answers, and HTTPS is sticky.
+      public: {
+        'content-security-policy': "default-src 'none';frame-ancestors 'none'",
+        'cross-origin-resource-policy': 'same-origin',
+        'referrer-policy': 'no-referrer',
+        'strict-transport-security': 'max-age=31536000; includeSubDomains',
+        'x-content-type-options': 'nosniff',
+        'x-frame-options': 'DENY',
+      },
+      // Services call this one: nosniff is all that means anything to them.
+      internal: { 'x-content-type-options': 'nosniff' },
+    };
+    const securityHeader =
+      /^(content-security-policy|cross-origin-.*|origin-agent-cluster|referrer-policy|strict-transport-security|x-content-type-options|x-dns-prefetch-control|x-download-options|x-frame-options|x-permitted-cross-domain-policies|x-xss-protection)$/;
+    for (const [door, app] of doors()) {
+      for (const res of [await request(app).get('/healthz'), await request(app).get('/nope')]) {
+        const sent = Object.fromEntries(Object.entries(res.headers).filter(([name]) => securityHeader.test(name)));
+        expect(sent, door).toEqual(expected[door]);
+        expect(res.headers['x-powered-by']).toBeUndefined();
+      }
     }
   });
 

@@ -25,6 +25,9 @@ const running = await serve(broker, config.http).catch(async (error: unknown) =>
   process.exit(1);
 });
 logger.info({ publicPort: running.publicPort, internalPort: running.internalPort, host: config.http.host }, 'broker listening');
+// Lines are written in batches; this one should not wait for the next (supervisors watch for it).
+logger.flush();
+
 void broker.warmUp();
 
 const shutdown = async (signal: NodeJS.Signals) => {

@@ -42,23 +42,24 @@ export function requestObservation({ logger, door, metrics }: { logger: Logger; 
       const route = (req.route as { path?: string } | undefined)?.path ?? locals.route ?? 'unmatched';
       metrics.observeRequest(door, route, req.method, res.statusCode, locals.caller ?? 'none', ms / 1000);
 
-      const path = req.originalUrl.split('?', 1)[0] ?? '';
-      if (quietPaths.has(path)) return;
+      const url = req.originalUrl;
+      const queryAt = url.indexOf('?');
+      if (quietPaths.has(queryAt === -1 ? url : url.slice(0, queryAt))) return;
+      const error = locals.error;
       const aborted = !res.writableFinished;
-      const failed = locals.error !== undefined || res.statusCode >= 500;
-      const fields = {
+      const fields: Record<string, unknown> = {
         requestId: id,
         method: req.method,
-        url: req.originalUrl,
+        url,
         status: res.statusCode,
         responseTime: Math.round(ms),
         userAgent: req.headers['user-agent'],
-        ...(locals.caller !== undefined && { caller: locals.caller }),
-        ...(locals.problem !== undefined && { problem: locals.problem }),
-        ...(locals.error !== undefined && { err: locals.error }),
-        ...(aborted && { aborted: true }),
       };
-      if (failed) log.error(fields, 'request failed');
+      if (locals.caller !== undefined) fields.caller = locals.caller;
+      if (locals.problem !== undefined) fields.problem = locals.problem;
+      if (error !== undefined) fields.err = error;
+      if (aborted) fields.aborted = true;
+      if (error !== undefined || res.statusCode >= 500) log.error(fields, 'request failed');
       else log.info(fields, aborted ? 'request aborted' : 'request completed');
     });
     next();

@@ -39,7 +39,9 @@ export type Fault =
   /** Never answer; the client's timeout must fire. */
   | { kind: 'hang' }
   /** Destroy the socket without an answer. */
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  /** Answer 200 with these many bytes of a longer body, then destroy the socket. */
+  | { kind: 'cut'; afterBytes: number };
 
 export interface StarshipReceivedRequest {
   method: string;
@@ -64,6 +66,8 @@ export interface FakeStarshipStats {
   refreshFailures: number;
   refreshReuses: number;
   apiCalls: number;
+  /** Calls under `/api/v1` whose client went away before the answer was complete. */
+  apiAbandoned: number;
   logouts: number;
 }
 
@@ -143,6 +147,7 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
     refreshFailures: 0,
     refreshReuses: 0,
     apiCalls: 0,
+    apiAbandoned: 0,
     logouts: 0,
   };
   const faults: Record<FaultTarget, Fault[]> = { login: [], refresh: [], logout: [], api: [] };
@@ -202,7 +207,12 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
     const echoId: Record<string, string> = typeof requestId === 'string' ? { 'X-Request-Id': requestId } : {};
 
     const target = targetOf(path);
-    if (target === 'api') stats.apiCalls++;
+    if (target === 'api') {
+      stats.apiCalls++;
+      res.once('close', () => {
+        if (!res.writableFinished) stats.apiAbandoned++;
+      });
+    }
     const fault = target === undefined ? undefined : faults[target].shift();
     if (fault !== undefined && fault.kind !== 'delay') {
       if (target === 'login') stats.loginFailures++;
@@ -210,6 +220,11 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
     }
     if (fault?.kind === 'hang') return;
     if (fault?.kind === 'reset') return void req.socket.destroy();
+    if (fault?.kind === 'cut') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(fault.afterBytes + 1024) });
+      return void res.write(Buffer.alloc(fault.afterBytes, 0x61), () => req.socket.destroy());
+    }
+
     if (fault?.kind === 'reply') return send(res, fault.status, fault.body, fault.headers);
     if (fault?.kind === 'delay') {
       await new Promise<void>((resolve) => {

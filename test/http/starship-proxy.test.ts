@@ -338,23 +338,37 @@ describe('logs', () => {
   });
 });
 
-describe('a caller hanging up', () => {
-  it('stops the upstream call at once instead of holding it until STARSHIP_TIMEOUT_MS', async () => {
-    const patient = buildBroker({ STARSHIP_BASE_URL: starship.url, STARSHIP_TIMEOUT_MS: '60000' });
-    const server = createServer(patient.broker.internalApp);
+describe('answers cut short', () => {
+  /** The internal door on a real port: these tests need a caller that can hang up. */
+  async function listening(broker: TestBroker): Promise<{ port: number; close: () => Promise<void> }> {
+    const server = createServer(broker.broker.internalApp);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      port: (server.address() as AddressInfo).port,
+      close: async () => {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      },
+    };
+  }
+  const call = (port: number, path: string) =>
+    get({
+      host: '127.0.0.1',
+      port,
+      path,
+      headers: { authorization: `Bearer ${serviceKeys.orders}`, 'x-request-id': `cut-${path.length}` },
+    });
+  const logLine = (requestId: string) => subject.logs.entries().find((e) => e.requestId === requestId && typeof e.status === 'number');
+
+  it('a caller hanging up before Starship answers stops the upstream call at once, not after STARSHIP_TIMEOUT_MS', async () => {
+    const patient = buildBroker({ STARSHIP_BASE_URL: starship.url, STARSHIP_TIMEOUT_MS: '60000' });
+    const server = await listening(patient);
     try {
-      const { port } = server.address() as AddressInfo;
       expect(
         (await request(patient.broker.internalApp).get('/v1/starship/status').set('authorization', `Bearer ${serviceKeys.orders}`)).status,
       ).toBe(200);
       starship.fail('api', { kind: 'hang' });
-      const caller = get({
-        host: '127.0.0.1',
-        port,
-        path: '/v1/starship/api/v1/products',
-        headers: { authorization: `Bearer ${serviceKeys.orders}` },
-      });
+      const caller = call(server.port, '/v1/starship/api/v1/products');
       caller.on('error', () => undefined);
       await until(() => apiRequests().some((r) => r.path === '/api/v1/products'), 'the call to reach Starship');
       caller.destroy();
@@ -365,9 +379,62 @@ describe('a caller hanging up', () => {
         'the upstream call to be aborted',
       );
     } finally {
-      server.closeAllConnections();
-      server.close();
+      await server.close();
       await patient.close();
+    }
+  });
+
+  it('a caller hanging up mid-answer stops the upstream stream, and is logged as aborted, not as a failure', async () => {
+    const server = await listening(subject);
+    try {
+      const abandonedBefore = starship.stats.apiAbandoned;
+      const path = `/v1/starship/api/v1/large?bytes=${256 * 1024 * 1024}`;
+      const caller = call(server.port, path);
+      caller.on('error', () => undefined);
+      const response = await new Promise<IncomingMessage>((resolve) => caller.once('response', resolve));
+      expect(response.statusCode).toBe(200);
+      await new Promise((resolve) => response.once('data', resolve));
+      caller.destroy();
+
+      await until(() => starship.stats.apiAbandoned > abandonedBefore, 'Starship to see its answer abandoned');
+      await until(() => logLine(`cut-${path.length}`) !== undefined, 'the request to be logged');
+      expect(logLine(`cut-${path.length}`)).toMatchObject({ msg: 'request aborted', aborted: true, status: 200 });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('Starship breaking off mid-answer cuts the caller’s answer short and is logged as a failure', async () => {
+    const server = await listening(subject);
+    try {
+      starship.fail('api', { kind: 'cut', afterBytes: 4096 });
+      const path = '/v1/starship/api/v1/products';
+      const caller = call(server.port, path);
+      caller.on('error', () => undefined);
+      const response = await new Promise<IncomingMessage>((resolve) => caller.once('response', resolve));
+      expect(response.statusCode).toBe(200);
+      const declared = Number(response.headers['content-length']);
+      let received = 0;
+      response.on('data', (chunk: Buffer) => (received += chunk.length));
+      // Never a clean end: the caller must be able to tell this answer is incomplete.
+      const ending = await new Promise<string>((resolve) => {
+        response.once('end', () => resolve('end'));
+        response.once('aborted', () => resolve('aborted'));
+        response.once('error', () => resolve('error'));
+      });
+      expect(ending).not.toBe('end');
+      expect(received).toBeLessThan(declared);
+
+      await until(() => logLine(`cut-${path.length}`) !== undefined, 'the request to be logged');
+      // The status went out as a success before the break; the line says what happened after.
+      expect(logLine(`cut-${path.length}`)).toMatchObject({
+        msg: 'request failed',
+        status: 200,
+        aborted: true,
+        err: { code: 'upstream_error' },
+      });
+    } finally {
+      await server.close();
     }
   });
 });

@@ -3,7 +3,8 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 import type { ServiceIdentifier } from './internal-auth.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import type { StarshipClient } from '../upstream/starship/starship-client.js';
-import { transportError } from '../upstream/upstream-call.js';
+import { Cancellation, transportError } from '../upstream/upstream-call.js';
+
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './proxy-headers.js';
 import { proxyTarget } from './proxy-target.js';
 
@@ -33,13 +34,13 @@ export function starshipProxy({ starship, tokens, allow, identifyService }: Star
     const target = proxyTarget(req.originalUrl, starshipMountPath, allow);
     const body = await bufferedBody(req, res);
     const headers = upstreamRequestHeaders(req.headers, req.id);
-    // One controller per call: the client aborts it at its deadline, and so do we if the service
-    // hangs up before its answer is complete (only then: an abort costs an exception object).
-    const abort = new AbortController();
+    // One per call: the client cancels it at its deadline, and so do we if the service hangs up
+    // before its answer is complete (only then: a cancelled call costs an exception object).
+    const cancel = new Cancellation();
     res.once('close', () => {
-      if (!res.writableFinished) abort.abort();
+      if (!res.writableFinished) cancel.abort();
     });
-    const send = (accessToken: string) => starship.forward({ method: req.method, target, headers, body, accessToken, abort });
+    const send = (accessToken: string) => starship.forward({ method: req.method, target, headers, body, accessToken, cancel });
 
     let accessToken = await tokens.getAccessToken();
     let upstream = await send(accessToken);

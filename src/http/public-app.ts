@@ -1,7 +1,7 @@
 import cors from 'cors';
 import type { Express } from 'express';
 import { createDoorApp, type BaseAppOptions } from './base-app.js';
-import { connectTokenRouter, type ConnectTokenRouteDeps } from './connect-token-route.js';
+import { connectTokenPath, connectTokenRoute, type ConnectTokenRouteDeps } from './connect-token-route.js';
 
 export interface PublicAppDeps extends Omit<BaseAppOptions, 'door'> {
   corsOrigins: readonly string[];
@@ -22,6 +22,6 @@ export function createPublicApp(deps: PublicAppDeps): Express {
         }),
       );
     }
-    app.use(connectTokenRouter(deps.connectToken));
+    app.post(connectTokenPath, connectTokenRoute(deps.connectToken));
   });
 }

@@ -13,7 +13,8 @@ ENV NODE_ENV=production
 # The broker's live heap is 20-40 MiB. Uncapped, V8 lets the old space grow to ~65 MiB and RSS to
 # ~175 MiB under load before it collects; a 256 MiB cap makes it collect sooner and keeps RSS near
 # 130 MiB. A 128 MiB cap keeps RSS the same but cost ~20% of proxied req/s: V8 then collects the old
-# space two to three times as often (bench/RESULTS.md). Buffered bodies live outside this heap.
+# space two to three times as often (measured on Node 20 with the broker saturating a core).
+# Buffered bodies live outside this heap.
 ENV NODE_OPTIONS=--max-old-space-size=256
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json

@@ -105,7 +105,6 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
         maxTransferAmount: config.benji.maxTransferAmount,
       },
       identifyUser: frontendAuth(config.frontendAuth, clock, metrics),
-
       rateLimit: connectRateLimit({ perMinute: config.connectTokenRateLimit, redis, keyPrefix: config.redis?.keyPrefix ?? '' }),
     },
   });

@@ -21,17 +21,19 @@ const broker = createBroker(config);
 const { logger } = broker;
 const running = await serve(broker, config.http).catch(async (error: unknown) => {
   logger.fatal({ err: error }, 'listen failed');
+  logger.flush();
   await broker.close();
   process.exit(1);
 });
 logger.info({ publicPort: running.publicPort, internalPort: running.internalPort, host: config.http.host }, 'broker listening');
 // Lines are written in batches; this one should not wait for the next (supervisors watch for it).
 logger.flush();
-
 void broker.warmUp();
 
 const shutdown = async (signal: NodeJS.Signals) => {
   logger.info({ signal, timeoutMs: config.http.shutdownTimeoutMs }, 'shutdown started');
+  // At once: if the drain outlasts the orchestrator's grace period, its SIGKILL loses the buffer.
+  logger.flush();
   await running.stop();
   logger.info('shutdown complete');
   process.exit(0);

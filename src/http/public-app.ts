@@ -12,7 +12,9 @@ export interface PublicAppDeps extends Omit<BaseAppOptions, 'door'> {
 export function createPublicApp(deps: PublicAppDeps): Express {
   return createDoorApp({ ...deps, door: 'public' }, (app) => {
     if (deps.corsOrigins.length > 0) {
+      // On the one route browsers call: the probes and OpenAPI stay unreadable to other origins.
       app.use(
+        connectTokenPath,
         cors({
           origin: [...deps.corsOrigins],
           methods: ['POST'],

@@ -4,7 +4,6 @@ import type { ServiceIdentifier } from './internal-auth.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import type { StarshipClient } from '../upstream/starship/starship-client.js';
 import { Cancellation, transportError } from '../upstream/upstream-call.js';
-
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './proxy-headers.js';
 import { proxyTarget } from './proxy-target.js';
 

@@ -66,8 +66,6 @@ export interface FakeStarshipStats {
   refreshFailures: number;
   refreshReuses: number;
   apiCalls: number;
-  /** Calls under `/api/v1` whose client went away before the answer was complete. */
-  apiAbandoned: number;
   logouts: number;
 }
 
@@ -78,6 +76,8 @@ export interface FakeStarship {
   readonly stats: Readonly<FakeStarshipStats>;
   /** Every request received, in order (tests may clear it with `requests.length = 0`). */
   readonly requests: StarshipReceivedRequest[];
+  /** URLs (path and query) of calls under `/api/v1` whose connection closed before their answer was complete, whichever side closed it. */
+  readonly abandoned: string[];
   /** Queue faults for one target; each is used by exactly one request to it, in order. */
   fail(target: FaultTarget, ...faults: Fault[]): void;
   /** Revoke every token issued so far, like a logout from another replica. */
@@ -140,6 +140,7 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
   const host = options.host ?? '127.0.0.1';
 
   const requests: StarshipReceivedRequest[] = [];
+  const abandoned: string[] = [];
   const stats: FakeStarshipStats = {
     logins: 0,
     loginFailures: 0,
@@ -147,7 +148,6 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
     refreshFailures: 0,
     refreshReuses: 0,
     apiCalls: 0,
-    apiAbandoned: 0,
     logouts: 0,
   };
   const faults: Record<FaultTarget, Fault[]> = { login: [], refresh: [], logout: [], api: [] };
@@ -210,7 +210,7 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
     if (target === 'api') {
       stats.apiCalls++;
       res.once('close', () => {
-        if (!res.writableFinished) stats.apiAbandoned++;
+        if (!res.writableFinished) abandoned.push(rawUrl);
       });
     }
     const fault = target === undefined ? undefined : faults[target].shift();
@@ -224,7 +224,6 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(fault.afterBytes + 1024) });
       return void res.write(Buffer.alloc(fault.afterBytes, 0x61), () => req.socket.destroy());
     }
-
     if (fault?.kind === 'reply') return send(res, fault.status, fault.body, fault.headers);
     if (fault?.kind === 'delay') {
       await new Promise<void>((resolve) => {
@@ -354,6 +353,7 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
     url: origin,
     stats,
     requests,
+    abandoned,
     fail: (target, ...more) => void faults[target].push(...more),
     revokeAll,
     expireAccessTokens() {

@@ -143,4 +143,12 @@ describe('CORS on the public door', () => {
     expect(res.headers['access-control-allow-origin']).toBe('https://app.example.com');
     expect(res.headers['access-control-expose-headers']).toContain('x-request-id');
   });
+
+  it('grants nothing on the probes or the OpenAPI document, even to a configured origin', async () => {
+    for (const path of ['/healthz', '/readyz', '/openapi.json']) {
+      const res = await request(subject.broker.publicApp).get(path).set('origin', 'https://app.example.com');
+      expect(res.status).toBe(200);
+      expect(res.headers['access-control-allow-origin'], path).toBeUndefined();
+    }
+  });
 });

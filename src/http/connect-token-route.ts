@@ -6,6 +6,7 @@ import { connectTokenBody, type ConnectTokenResponse } from './connect-token-sch
 import type { ConnectRateLimit } from './connect-rate-limit.js';
 import type { UserIdentifier } from './frontend-auth.js';
 import { hostedConnectUrls } from './hosted-connect-url.js';
+import { parseBody } from './parse-body.js';
 
 export interface ConnectTokenPolicy {
   displayName: string | undefined;
@@ -38,9 +39,7 @@ export function connectTokenRoute({ benji, policy, identifyUser, rateLimit }: Co
     res.setHeader('ratelimit-remaining', String(remaining));
 
     if (!req.is('application/json')) throw new AppError('unsupported_media_type', 'Send the body as application/json.');
-    await new Promise<void>((resolve, reject) => {
-      jsonBody(req, res, (error?: unknown) => (error === undefined ? resolve() : reject(error as Error)));
-    });
+    await parseBody(jsonBody, req, res);
     const parsed = connectTokenBody.safeParse(req.body);
     if (!parsed.success) {
       const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ');

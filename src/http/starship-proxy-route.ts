@@ -5,6 +5,7 @@ import type { TokenManager } from '../tokens/token-manager.js';
 import type { StarshipClient } from '../upstream/starship/starship-client.js';
 import { Cancellation, transportError } from '../upstream/upstream-call.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './proxy-headers.js';
+import { parseBody } from './parse-body.js';
 import { proxyTarget } from './proxy-target.js';
 
 export interface StarshipProxyDeps {
@@ -64,9 +65,7 @@ export function starshipProxy({ starship, tokens, allow, identifyService }: Star
 /** The request body, or undefined; most proxied calls are GETs without one, which skip the parser. */
 async function bufferedBody(req: Request, res: Response): Promise<Buffer | undefined> {
   if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return undefined;
-  await new Promise<void>((resolve, reject) => {
-    rawBody(req, res, (error?: unknown) => (error === undefined ? resolve() : reject(error as Error)));
-  });
+  await parseBody(rawBody, req, res);
   return Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body : undefined;
 }
 

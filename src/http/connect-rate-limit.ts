@@ -11,8 +11,11 @@ export interface ConnectRateLimitOptions {
   keyPrefix: string;
 }
 
-/** Counts one connect-token call, or throws `rate_limited` once the caller is over the limit. */
-export type ConnectRateLimit = (user: FrontendUser, ip: string | undefined) => Promise<{ limit: number; remaining: number }>;
+/**
+ * Counts one connect-token call, or throws `rate_limited` once the caller is over the limit. The
+ * client IP is asked for only when there is no user to count (Express works it out on every read).
+ */
+export type ConnectRateLimit = (user: FrontendUser, ip: () => string | undefined) => Promise<{ limit: number; remaining: number }>;
 
 /**
  * Connect tokens per minute per verified user (per client IP when anonymous). With Redis the count is
@@ -33,10 +36,22 @@ export function connectRateLimit({ perMinute, redis, keyPrefix }: ConnectRateLim
           rejectIfRedisNotReady: true,
         });
 
+  // User ids are hashed so that Redis holds no identifiers of people. A user's calls come in runs,
+  // so the hashes of recent users are kept (a SHA-256 per call was ~1% of a call's CPU).
+  const userKeys = new Map<string, string>();
+  const userKey = (userId: string): string => {
+    let key = userKeys.get(userId);
+    if (key === undefined) {
+      key = `user:${hash('sha256', userId, 'base64url')}`;
+      if (userKeys.size >= 10_000) userKeys.clear();
+      userKeys.set(userId, key);
+    }
+    return key;
+  };
+
   return async ({ userId }, ip) => {
     try {
-      // User ids are hashed so that Redis holds no identifiers of people.
-      const key = userId === undefined ? `ip:${ip ?? 'unknown'}` : `user:${hash('sha256', userId, 'base64url')}`;
+      const key = userId === undefined ? `ip:${ip() ?? 'unknown'}` : userKey(userId);
       const result = await limiter.consume(key);
       return { limit: perMinute, remaining: result.remainingPoints };
     } catch (error) {

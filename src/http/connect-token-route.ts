@@ -34,7 +34,7 @@ export function connectTokenRoute({ benji, policy, identifyUser, rateLimit }: Co
 
   return async (req, res) => {
     const { userId } = await identifyUser(req.headers.authorization);
-    const { limit, remaining } = await rateLimit({ userId }, req.ip);
+    const { limit, remaining } = await rateLimit({ userId }, () => req.ip);
     res.setHeader('ratelimit-limit', String(limit));
     res.setHeader('ratelimit-remaining', String(remaining));
 

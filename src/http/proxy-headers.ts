@@ -30,10 +30,14 @@ const hopByHop = new Set([
 /** Starship's cookies are for Starship's browser sessions, not for our callers. */
 const droppedResponseHeaders = new Set(['set-cookie', 'set-cookie2']);
 
+const noNames: ReadonlySet<string> = new Set();
+
 /** Headers a `Connection` header names are hop-by-hop too. */
-function namedInConnection(headers: IncomingHttpHeaders): Set<string> {
+function namedInConnection(headers: IncomingHttpHeaders): ReadonlySet<string> {
   const value = headers.connection;
-  const list = Array.isArray(value) ? value.join(',') : (value ?? '');
+  // Almost always absent, or `keep-alive`, which is hop-by-hop anyway.
+  if (value === undefined || value === 'keep-alive') return noNames;
+  const list = Array.isArray(value) ? value.join(',') : value;
   return new Set(
     list
       .split(',')

@@ -91,31 +91,11 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
 
-  // Label sets are few (routes × statuses × callers): keep each one's child instead of hashing the
-  // labels on every request.
-  const requestSeries = new Map<string, Histogram.Internal<string>>();
-  const upstreamSeries = new Map<string, Histogram.Internal<string>>();
-
   return {
     registry,
-    observeRequest(door, route, method, status, caller, seconds) {
-      const key = `${door} ${route} ${method} ${status} ${caller}`;
-      let series = requestSeries.get(key);
-      if (series === undefined) {
-        series = httpDuration.labels({ door, route, method, status: String(status), caller });
-        requestSeries.set(key, series);
-      }
-      series.observe(seconds);
-    },
-    observe(upstream, operation, outcome, seconds) {
-      const key = `${upstream} ${operation} ${outcome}`;
-      let series = upstreamSeries.get(key);
-      if (series === undefined) {
-        series = upstreamDuration.labels({ upstream, operation, outcome });
-        upstreamSeries.set(key, series);
-      }
-      series.observe(seconds);
-    },
+    observeRequest: (door, route, method, status, caller, seconds) =>
+      httpDuration.observe({ door, route, method, status: String(status), caller }, seconds),
+    observe: (upstream, operation, outcome, seconds) => upstreamDuration.observe({ upstream, operation, outcome }, seconds),
     renewal: (kind, result) => renewals.inc({ kind, result }),
     lockWait: (seconds, outcome) => lockWaits.observe({ outcome }, seconds),
     storeError: (action) => redisErrors.inc({ source: `store_${action.replace(/\s+/g, '_')}` }),

@@ -5,7 +5,7 @@ import { AppError } from '../errors.js';
 const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 /** True when a failed exchange failed for lack of an answer in time (our deadline or undici's). */
-export function isTimeout(error: unknown, signal?: AbortSignal): boolean {
+export function isTimeout(error: unknown, signal?: { readonly aborted: boolean }): boolean {
   const code = (error as { code?: string } | undefined)?.code;
   return (
     signal?.aborted === true || (code !== undefined && timeoutCodes.has(code)) || (error as Error | undefined)?.name === 'TimeoutError'
@@ -16,7 +16,7 @@ export function isTimeout(error: unknown, signal?: AbortSignal): boolean {
  * Turns a transport failure into the broker's vocabulary: no answer in time is `upstream_timeout`,
  * anything else that broke the exchange (refused, reset, DNS) is `upstream_error`.
  */
-export function transportError(upstream: string, error: unknown, signal?: AbortSignal): AppError {
+export function transportError(upstream: string, error: unknown, signal?: { readonly aborted: boolean }): AppError {
   if (error instanceof AppError) return error;
   if (isTimeout(error, signal)) {
     return new AppError('upstream_timeout', `${upstream} did not answer in time.`, { logFields: { upstream }, cause: error });

@@ -5,6 +5,7 @@ import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-sta
 import { benjiApiKey, buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
 import { startFakeBenji } from '../support/fakes.js';
 import { signUserToken } from '../support/jwt.js';
+import { until } from '../support/until.js';
 import { deleteKeys, inspectRedis, testRedisUrl, uniquePrefix } from '../support/redis.js';
 
 /**
@@ -126,5 +127,25 @@ describe('Benji failures', () => {
     expect((await connect(a)).status).toBe(502);
     benji.fail({ kind: 'delay', ms: 100 });
     expect((await connect(a)).status).toBe(200);
+  });
+
+  it('BENJI_TIMEOUT_MS also counts the wait for a free connection', async () => {
+    const [a] = await replicas();
+    const user = async (sub: string) => `Bearer ${await signUserToken({ sub })}`;
+    const call = async (sub: string) =>
+      request(a.broker.publicApp)
+        .post('/v1/benji/connect-token')
+        .set('authorization', await user(sub))
+        .send({ mode: 'connect' });
+    // All 32 of the broker's Benji connections hang until their 300 ms are up; the next call waits
+    // for one of them, then Benji takes 250 ms. Counted from its start, that is well past 300 ms
+    // (it would be a 200 if only the time on a connection counted).
+    const received = benji.requests.length;
+    benji.fail(...Array.from({ length: 32 }, () => ({ kind: 'hang' as const })), { kind: 'delay', ms: 250 });
+    const busy = Array.from({ length: 32 }, async (_, i) => (await call(`busy-${i}`)).status);
+    await until(() => benji.requests.length - received >= 32, 'all 32 connections in use');
+    const queued = await call('queued');
+    expect(queued.status).toBe(504);
+    expect(await Promise.all(busy)).toEqual(Array.from({ length: 32 }, () => 504));
   });
 });

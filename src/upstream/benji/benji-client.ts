@@ -2,7 +2,7 @@ import { Pool } from 'undici';
 import { z } from 'zod';
 import { AppError } from '../../errors.js';
 import { noMetrics, type UpstreamMetrics } from '../../observability/metrics.js';
-import { outcomeOf, parseJson, retryAfterSeconds, transportError } from '../upstream-call.js';
+import { Cancellation, outcomeOf, parseJson, retryAfterSeconds, transportError } from '../upstream-call.js';
 
 /** Benji's numeric connect modes (there is no 2). */
 export const benjiModeNumbers = { connect: 1, transfer: 3, redeem: 4 } as const;
@@ -45,7 +45,7 @@ const errorBody = z.object({ error: z.string().optional(), code: z.string().opti
 
 export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
   const base = new URL(options.baseUrl);
-  // Deadlines live on the pool (connect, headers, body), not in a timer and signal per call.
+  // The pool's timeouts stop a stalled connection; the per-call deadline below bounds the whole call.
   const pool = new Pool(base.origin, {
     connections: 32,
     keepAliveTimeout: 30_000,
@@ -70,6 +70,10 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
       };
       const startedAt = performance.now();
       const metrics = options.metrics ?? noMetrics;
+      // BENJI_TIMEOUT_MS bounds the whole call, the wait for one of the pool's connections included:
+      // the pool's own timeouts start only once a request is on a connection.
+      const deadline = new Cancellation();
+      const timer = setTimeout(() => deadline.abort(), options.timeoutMs);
       const response = await (async () => {
         const {
           statusCode,
@@ -85,13 +89,16 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
             'x-request-id': requestId,
           },
           body: JSON.stringify(body),
+          signal: deadline,
         });
         return { statusCode, headers, payload: parseJson(await reply.text()) };
-      })().catch((error: unknown) => {
-        const failure = transportError('benji', error);
-        metrics.observe('benji', 'connect', outcomeOf(failure), (performance.now() - startedAt) / 1000);
-        throw failure;
-      });
+      })()
+        .catch((error: unknown) => {
+          const failure = transportError('benji', error, deadline);
+          metrics.observe('benji', 'connect', outcomeOf(failure), (performance.now() - startedAt) / 1000);
+          throw failure;
+        })
+        .finally(() => clearTimeout(timer));
       metrics.observe('benji', 'connect', String(response.statusCode), (performance.now() - startedAt) / 1000);
       const { payload } = response;
 

@@ -1,0 +1,227 @@
+import { execFile, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { SignJWT } from 'jose';
+import { freePort, root, startService, statusOf, waitFor, type Call } from './support.js';
+import type { UpstreamsReady, UpstreamsStats } from './upstreams.js';
+
+/**
+ * What the bench scripts measure, started as processes of their own: the fake upstreams, a private
+ * redis-server, brokers (`node dist/main.js`, as the image runs it) and the baselines. Every child
+ * is tracked by support.ts and killed when the script ends, however it ends.
+ */
+export const PROXY_PATH = '/v1/starship/api/v1/products';
+export const CONNECT_PATH = '/v1/benji/connect-token';
+
+const hex = (bytes: number) => randomBytes(bytes).toString('hex');
+/** Fresh secrets per run; nothing here is real. */
+export const secrets = {
+  starshipUsername: 'bench-api-user',
+  starshipPassword: hex(16),
+  benjiApiKey: hex(16),
+  serviceKey: hex(16),
+  jwtSecret: hex(24),
+  encryptionKey: randomBytes(32).toString('base64'),
+};
+/** Children get a clean environment: nothing from the shell (a REDIS_URL, say) leaks into a target. */
+export const baseEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production' };
+
+export interface Upstreams {
+  child: ChildProcess;
+  starshipUrl: string;
+  benjiUrl: string;
+  stats(): Promise<UpstreamsStats>;
+}
+
+/** The next IPC message of a type, or an error after a while. */
+function message<T>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.off('message', onMessage);
+      reject(new Error(`no '${type}' message within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    function onMessage(value: unknown) {
+      if ((value as { type?: unknown }).type !== type) return;
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      resolve(value as T);
+    }
+    child.on('message', onMessage);
+  });
+}
+
+export async function startUpstreams(name: string, accessTtlS: number): Promise<Upstreams> {
+  const child = startService(name, process.execPath, ['--import', 'tsx', 'bench/upstreams.ts'], {
+    env: {
+      ...baseEnv,
+      BENCH_STARSHIP_USERNAME: secrets.starshipUsername,
+      BENCH_STARSHIP_PASSWORD: secrets.starshipPassword,
+      BENCH_BENJI_API_KEY: secrets.benjiApiKey,
+      BENCH_ACCESS_TTL_S: String(accessTtlS),
+    },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const ready = await message<UpstreamsReady>(child, 'ready', 20_000);
+  return {
+    child,
+    starshipUrl: ready.starshipUrl,
+    benjiUrl: ready.benjiUrl,
+    stats: () => {
+      const answer = message<UpstreamsStats>(child, 'stats', 5_000);
+      child.send({ type: 'stats' });
+      return answer;
+    },
+  };
+}
+
+export interface PrivateRedis {
+  child: ChildProcess;
+  url: string;
+  /** INFO stats total_commands_processed. */
+  commands(): Promise<number>;
+  client: Redis;
+}
+
+/** A redis-server of the bench's own, so that its command count is the broker's alone. */
+export async function startRedis(): Promise<PrivateRedis> {
+  const port = await freePort();
+  const child = startService(
+    'redis-server',
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const url = `redis://127.0.0.1:${port}`;
+  const client = new Redis(url, { enableReadyCheck: false, maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+  client.on('error', () => undefined); // refused while redis-server boots; waitFor retries
+  await waitFor('redis-server', async () => (await client.ping()) === 'PONG');
+  const commands = async () => Number(/^total_commands_processed:(\d+)/m.exec(await client.info('stats'))?.[1] ?? Number.NaN);
+  return { child, url, commands, client };
+}
+
+export interface Broker {
+  name: string;
+  child: ChildProcess;
+  publicUrl: string;
+  internalUrl: string;
+}
+
+export const serviceAuth = { authorization: `Bearer ${secrets.serviceKey}` };
+
+export interface BrokerOptions {
+  keyPrefix: string;
+  refreshBeforeS: number;
+  /**
+   * Changes to the broker's environment, for pricing a product option (bench/options.ts): a value
+   * replaces the variable, `undefined` removes it. NODE_OPTIONS here replaces the image's.
+   */
+  env?: Record<string, string | undefined>;
+}
+
+export async function startBroker(name: string, upstreams: Upstreams, redisUrl: string, options: BrokerOptions): Promise<Broker> {
+  const [port, internalPort] = [await freePort(), await freePort()];
+  const env = withChanges(
+    {
+      ...baseEnv,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      INTERNAL_PORT: String(internalPort),
+      LOG_LEVEL: 'info',
+      BENJI_BASE_URL: upstreams.benjiUrl,
+      BENJI_API_KEY: secrets.benjiApiKey,
+      BENJI_PARTNERSHIP_ID: '49',
+      FRONTEND_JWT_SECRET: secrets.jwtSecret,
+      // The limiter runs (a Redis round trip per call) but never refuses: the schema's maximum,
+      // 1,000,000 a minute, is far above what one user can get through here.
+      CONNECT_TOKEN_RATE_LIMIT: '1000000',
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: options.keyPrefix,
+      TOKEN_ENCRYPTION_KEY: secrets.encryptionKey,
+      STARSHIP_BASE_URL: upstreams.starshipUrl,
+      STARSHIP_USERNAME: secrets.starshipUsername,
+      STARSHIP_PASSWORD: secrets.starshipPassword,
+      STARSHIP_REFRESH_BEFORE_S: String(options.refreshBeforeS),
+      INTERNAL_API_KEYS: `bench:${secrets.serviceKey}`,
+      // Run as the image runs it: with the NODE_OPTIONS the Dockerfile sets.
+      NODE_OPTIONS: imageNodeOptions(),
+    },
+    options.env,
+  );
+  // The broker's own output goes to /dev/null (production logging is part of its cost), so a bad
+  // configuration would die silently: validate it first, where its complaint can be shown.
+  await promisify(execFile)(process.execPath, ['dist/main.js', '--check-config'], { cwd: root, env, timeout: 15_000 }).catch(
+    (error: { stderr?: string; message: string }) => {
+      throw new Error(`${name}: configuration refused: ${error.stderr ?? error.message}`);
+    },
+  );
+  const child = startService(name, process.execPath, ['dist/main.js'], {
+    env,
+    stdio: 'ignore',
+  });
+  const broker: Broker = { name, child, publicUrl: `http://127.0.0.1:${port}`, internalUrl: `http://127.0.0.1:${internalPort}` };
+  await waitFor(`${name} /healthz`, async () => {
+    const statuses = await Promise.all([
+      statusOf({ url: `${broker.publicUrl}/healthz` }),
+      statusOf({ url: `${broker.internalUrl}/healthz` }),
+    ]);
+    return statuses.every((status) => status === 200);
+  });
+  // One proxied call: the broker has its Starship session before anything is measured.
+  await waitFor(`${name} proxy`, async () => (await statusOf({ url: broker.internalUrl + PROXY_PATH, headers: serviceAuth })) === 200);
+  return broker;
+}
+
+function withChanges(env: Record<string, string>, changes: Record<string, string | undefined> = {}): Record<string, string> {
+  const changed = { ...env };
+  for (const [name, value] of Object.entries(changes)) {
+    if (value === undefined) delete changed[name];
+    else changed[name] = value;
+  }
+  return changed;
+}
+
+/** The `ENV NODE_OPTIONS=…` of the Dockerfile's final stage, so the bench measures the shipped runtime. */
+export function imageNodeOptions(): string {
+  const match = /^ENV NODE_OPTIONS=(.+)$/m.exec(readFileSync(`${root}/Dockerfile`, 'utf8'));
+  return match?.[1]?.trim() ?? '';
+}
+
+export async function startBaseline(name: string, file: string, env: Record<string, string>, ready: (url: string) => Call) {
+  const port = await freePort();
+  const child = startService(name, process.execPath, ['--import', 'tsx', `bench/baselines/${file}`], {
+    env: { ...baseEnv, ...env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(name, async () => (await statusOf(ready(url))) === 200);
+  return { child, url };
+}
+
+/** A signed-in user's token for the public door (one user: the verified-token cache holds it). */
+export function userJwt(): Promise<string> {
+  return new SignJWT({ sub: 'bench-user' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt()
+    .setExpirationTime('1h')
+    .sign(new TextEncoder().encode(secrets.jwtSecret));
+}
+
+export const connectCall = (url: string, jwt: string): Call => ({
+  url: url + CONNECT_PATH,
+  method: 'POST',
+  headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}` },
+  body: '{"mode":"connect"}',
+});
+
+export const proxyCall = (url: string): Call => ({ url: url + PROXY_PATH, headers: serviceAuth });
+
+/** The direct-Benji baseline's settings. */
+export const directBenjiEnv = (upstreams: Upstreams) => ({
+  BENJI_URL: upstreams.benjiUrl,
+  BENJI_API_KEY: secrets.benjiApiKey,
+  BENJI_PARTNERSHIP_ID: '49',
+});

@@ -96,6 +96,8 @@ export interface Schedule {
   rounds: number;
   runS: number;
   warmupS: number;
+  /** Start each round one target further along, so no target always runs next to the same one. */
+  rotate?: boolean;
 }
 
 /** A warm-up per target, then interleaved rounds. */
@@ -103,11 +105,13 @@ export async function measureGroup(
   redis: PrivateRedis,
   own: number,
   targets: Target[],
-  { rounds, runS, warmupS }: Schedule = { rounds: ROUNDS, runS: RUN_S, warmupS: WARMUP_S },
+  { rounds, runS, warmupS, rotate = false }: Schedule = { rounds: ROUNDS, runS: RUN_S, warmupS: WARMUP_S },
 ): Promise<void> {
   for (const t of targets) await runOnce(redis, own, t, warmupS, 'warm-up');
   for (let round = 1; round <= rounds; round++) {
-    for (const t of targets) await runOnce(redis, own, t, runS, `round ${round}`);
+    // Each target's runs stay in round order, so run i of any two targets is from the same round.
+    const start = rotate ? (round - 1) % targets.length : 0;
+    for (const t of [...targets.slice(start), ...targets.slice(0, start)]) await runOnce(redis, own, t, runS, `round ${round}`);
   }
 }
 

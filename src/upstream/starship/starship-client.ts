@@ -103,7 +103,7 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
     } catch (error) {
       return {
         ok: false,
-        failure: { kind: 'unavailable', timeout: isTimeout(error, signal), status: undefined, maybeProcessed: !neverSent(error) },
+        failure: { kind: 'unavailable', timeout: isTimeout(error, signal.aborted), status: undefined, maybeProcessed: !neverSent(error) },
       };
     }
 
@@ -147,12 +147,14 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
           });
         }
       } catch (error) {
-        throw transportError('starship', error, signal);
+        throw transportError('starship', error, signal.aborted);
       }
     },
     async forward({ method, target, headers, body, accessToken, cancel }) {
       // STARSHIP_TIMEOUT_MS bounds everything up to the response headers, the wait for a free
       // connection included; after that the stream is bounded by undici's idle bodyTimeout.
+      // undici sees only later cancellations: a caller that left while its body was read is gone already.
+      if (cancel.cancelled) throw transportError('starship', cancel.reason ?? new CallerGone());
       const timer = setTimeout(() => cancel.abort(new HeadersDeadline()), options.timeoutMs);
       try {
         return await timed('proxy', () =>
@@ -182,6 +184,10 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
 
 class HeadersDeadline extends Error {
   override name = 'TimeoutError';
+}
+
+class CallerGone extends Error {
+  override name = 'AbortError';
 }
 
 /** Failures that happen before a request leaves: Starship cannot have acted on it. */

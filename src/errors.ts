@@ -8,6 +8,7 @@ export const errorCatalog = {
   forbidden: { status: 403, title: 'Forbidden' },
   mode_not_allowed: { status: 403, title: 'Mode not allowed' },
   not_found: { status: 404, title: 'Not found' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   rate_limited: { status: 429, title: 'Too many requests' },
@@ -24,6 +25,8 @@ export type ErrorCode = keyof typeof errorCatalog;
 export interface AppErrorOptions {
   /** Seconds a client should wait before retrying (sent as Retry-After). */
   retryAfterS?: number;
+  /** The methods the route takes (sent as Allow with method_not_allowed). */
+  allow?: readonly string[];
   /** Extra fields for the log line only; never sent to the client. Must hold no secrets. */
   logFields?: Record<string, unknown>;
   cause?: unknown;
@@ -33,6 +36,7 @@ export class AppError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly retryAfterS: number | undefined;
+  readonly allow: readonly string[] | undefined;
   readonly logFields: Record<string, unknown> | undefined;
 
   constructor(code: ErrorCode, detail?: string, options: AppErrorOptions = {}) {
@@ -41,6 +45,7 @@ export class AppError extends Error {
     this.code = code;
     this.status = errorCatalog[code].status;
     this.retryAfterS = options.retryAfterS;
+    this.allow = options.allow;
     this.logFields = options.logFields;
   }
 }

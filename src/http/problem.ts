@@ -20,6 +20,7 @@ export function sendProblem(req: Request, res: Response, error: AppError): void 
   res.locals.problem = error.code;
   if (error.status >= 500) res.locals.error = error;
   if (error.retryAfterS !== undefined) res.setHeader('retry-after', String(error.retryAfterS));
+  if (error.allow !== undefined) res.setHeader('allow', error.allow.join(', '));
   if (error.status === 401) res.setHeader('www-authenticate', 'Bearer');
   res
     .status(error.status)

@@ -5,7 +5,7 @@ import { readBody, send } from './http-kit.js';
 
 /**
  * A stand-in for Benji's `POST /auth/connect`, over real HTTP, faithful to the documented contract
- * (../shared/UPSTREAMS.md): x-api-key checked, `{code:"ok", data:{token, connect_url}}` on success,
+ * (docs/upstreams.md): x-api-key checked, `{code:"ok", data:{token, connect_url}}` on success,
  * `401 {"error":"unauthorized_partner"}` for a wrong key. Tests and the demo both run it; tests can
  * script faults (errors, garbage, slow or silent replies) and read every request it received.
  */

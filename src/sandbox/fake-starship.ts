@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 
 /**
  * A stand-in for Starship Rewards, over real HTTP, faithful to the documented contract
- * (../shared/UPSTREAMS.md): `POST /auth/login|refresh|logout` with rotating refresh tokens,
+ * (docs/upstreams.md): `POST /auth/login|refresh|logout` with rotating refresh tokens,
  * `GET /status`, and a few Bearer-protected `/api/v1/` routes (an echo that also sends the
  * pagination and hop-by-hop headers a proxy must handle, products, orders, a large streamed body).
  * Tests and the demo both run it; tests can drive its clock, script faults per endpoint, revoke or

@@ -49,6 +49,15 @@ describe('README and .env.example', () => {
   });
 });
 
+describe('the repository', () => {
+  it('refers to no file outside itself', async () => {
+    const { stdout } = await run('git', ['ls-files', '-z'], { cwd: root });
+    const files = stdout.split('\0').filter((file) => file !== '' && !file.endsWith('package-lock.json') && existsSync(join(root, file)));
+    const outside = files.filter((file) => /\.\.\/shared\b|\/work\//.test(read(file)));
+    expect(outside).toEqual([]);
+  });
+});
+
 describe('Node', () => {
   it('the suite runs on the Node major the image ships, and engines says so', () => {
     const imageMajor = /^FROM node:(\d+)/m.exec(read('Dockerfile'))?.[1];

@@ -76,8 +76,10 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
 
   let shuttingDown = false;
   /**
-   * Read from memory on every probe. The public door needs neither Redis nor Starship to serve, so
-   * only shutdown takes it out; the internal door is unavailable while no Starship token can be had.
+   * Read from memory on every probe, and meant to say what a call would get now. The public door
+   * needs neither Redis nor Starship to serve, so only shutdown takes it out. The internal door is
+   * unavailable while every proxied call would fail at once (no usable token, and a backoff or a
+   * login cooldown holds renewal off), degraded while calls would first wait for a renewal.
    */
   const readiness = (door: Door) => (): Readiness => {
     const session = tokens.snapshot();

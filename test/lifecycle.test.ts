@@ -79,7 +79,9 @@ describe('the broker process', () => {
   });
 
   it('serves each door only on its own port', async () => {
-    const broker = await startBrokerProcess({ ...baseEnv, BENJI_BASE_URL: benji.url });
+    // A reachable Starship: with none, the internal door is out (503) while a failed login backs off.
+    const starship = await startFakeStarship({ username: starshipUsername, password: starshipPassword });
+    const broker = await startBrokerProcess({ ...baseEnv, BENJI_BASE_URL: benji.url, STARSHIP_BASE_URL: starship.url });
     try {
       const onInternal = await askConnectToken(broker.internalPort);
       expect(onInternal.status).toBe(404);
@@ -90,6 +92,7 @@ describe('the broker process', () => {
     } finally {
       broker.child.kill('SIGINT');
       expect(await broker.exited).toBe(0);
+      await starship.close();
     }
   });
 

@@ -12,7 +12,7 @@ export interface AdminDeps {
 export const renewBody = z.strictObject({ revokePrevious: z.boolean().optional() });
 
 export const sessionStatusBody = z.object({
-  state: z.enum(['none', 'valid', 'refreshing', 'expired', 'cooldown']),
+  state: z.enum(['none', 'valid', 'refreshing', 'expired', 'rejected', 'cooldown']),
   accessExpiresAt: z.iso.datetime().nullable(),
   refreshExpiresAt: z.iso.datetime().nullable(),
   clientId: z.string().nullable(),

@@ -13,7 +13,7 @@ export const readinessBody = z.object({
   status: z.enum(['ok', 'degraded', 'unavailable', 'shutting_down']),
   checks: z.object({
     redis: z.enum(['ok', 'down', 'disabled']),
-    starshipToken: z.enum(['none', 'valid', 'refreshing', 'expired', 'cooldown']),
+    starshipToken: z.enum(['none', 'valid', 'refreshing', 'expired', 'rejected', 'cooldown']),
   }),
 });
 export type Readiness = z.output<typeof readinessBody>;

@@ -44,10 +44,10 @@ export function starshipProxy({ starship, tokens, allow, identifyService }: Star
 
     let accessToken = await tokens.getAccessToken();
     let upstream = await send(accessToken);
-    if (upstream.statusCode === 401) {
-      // Starship refused our token (revoked, or rotated elsewhere): renew, then replay once.
+    // Starship refused our token: replay once if the session was renewed, else pass the 401 on (the
+    // token manager's rule 9 decides; a fresh token refused is the endpoint's doing).
+    if (upstream.statusCode === 401 && (await tokens.reportRejected(accessToken))) {
       await upstream.body.dump();
-      tokens.reportRejected(accessToken);
       accessToken = await tokens.getAccessToken();
       upstream = await send(accessToken);
     }

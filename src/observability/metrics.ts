@@ -14,7 +14,7 @@ export interface UpstreamMetrics {
 /** What the token manager reports. */
 export interface TokenMetrics {
   renewal(kind: 'login' | 'refresh', result: string): void;
-  lockWait(seconds: number, outcome: 'acquired' | 'adopted' | 'store_down'): void;
+  lockWait(seconds: number, outcome: 'acquired' | 'adopted' | 'store_down' | 'timeout'): void;
   storeError(action: string): void;
 }
 

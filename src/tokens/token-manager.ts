@@ -18,6 +18,9 @@ import type { TokenStore } from './token-store.js';
  *    current token while it runs; only a caller with no valid token waits for it.
  * 3. One renewal per process at a time (`inFlight`, a single-flight promise), and one across all
  *    replicas (the store's lock: SET NX PX with an owner, compare-and-delete release, bounded wait).
+ *    A lock with no TTL or a longer one than ours was not set by a broker: it is given our TTL, so it
+ *    lapses within one wait. A wait that runs out backs off like a failed renewal, so callers meanwhile
+ *    get an error at once instead of each waiting the whole lock wait again.
  * 4. After taking the lock, re-read the store: another replica may have rotated already. Whoever
  *    loses the race adopts the winner's tokens instead of refreshing. A refresh always uses the
  *    newest refresh token known, and the new pair is written to the store before the lock is
@@ -29,15 +32,30 @@ import type { TokenStore } from './token-store.js';
  *    retry later, with exponential backoff and jitter.
  * 6. Login throttled (429) → a cooldown shared through the store, honouring Retry-After (60 s when
  *    absent, at most 15 min); login rejected for bad credentials → 60 s cooldown so retries cannot
- *    lock the account. While it lasts nobody calls login, and callers needing a token get 503.
+ *    lock the account. While it lasts nobody calls login, and callers needing a login get 503. The
+ *    stored cooldown decides whenever the store answers, so one deleted from Redis frees the door at
+ *    the next call (or readiness probe); but it is never trusted for more than 15 min from now by our
+ *    own clock, so a poisoned or clock-skewed one cannot shut the door for longer.
  * 7. Store disconnected (Redis down) → carry on with what is in memory, renew in-process only, and
  *    write the current set back, under the lock, once the store is connected again. Store calls fail
  *    fast; no caller ever queues behind Redis. A store that is connected but answers with errors is
  *    not "down": renewal then fails and backs off rather than run without the shared lock. At start
  *    the first renewal waits (briefly) for the first connection, so a booting replica does not skip
  *    the shared lock and cooldown just because its connection is still being made.
- * 8. The store is the source of truth for which set is current: a stored set that differs from ours
- *    is adopted, unless ours is newer and not yet written (we renewed while Redis was away).
+ * 8. The store says which set is current, but only forward: a stored set is adopted when Starship's
+ *    expiry times say it is newer than ours (on a tie, the later received), or when it is ours with
+ *    its refresh token blanked (rule 5). An older one (a replayed blob, a Redis that lost writes) is
+ *    never adopted, since its refresh token may be spent, and ours is written back over it. Blobs are
+ *    sealed for their key name, so one copied from another key does not even open. A replica with
+ *    nothing in hand cannot judge and adopts what is stored; a spent refresh token in it then costs
+ *    one refused refresh and a login (rule 5).
+ * 9. Starship answering 401 renews the session only when the refused token is still the current one,
+ *    nothing newer is stored, and it was obtained more than max(30 s, 1 % of its lifetime) ago: a
+ *    fresh token refused says more about the endpoint than the token, and renewing on it would
+ *    rotate the session on every call. After a renewal the call is replayed once; otherwise the 401
+ *    is passed through. While that renewal runs the refused token is not handed out; if the renewal
+ *    fails for any reason but Starship also refusing the refresh token (a revoked session), the
+ *    token is still valid by its expiry and goes back into use.
  */
 
 export interface SessionAuth {
@@ -60,7 +78,8 @@ export interface TokenManagerOptions {
   metrics?: TokenMetrics;
 }
 
-export type SessionState = 'none' | 'valid' | 'refreshing' | 'expired' | 'cooldown';
+/** `rejected`: Starship refused the token in hand (401) before its expiry, and no renewal has replaced it yet. */
+export type SessionState = 'none' | 'valid' | 'refreshing' | 'expired' | 'rejected' | 'cooldown';
 
 export interface SessionStatus {
   state: SessionState;
@@ -70,14 +89,15 @@ export interface SessionStatus {
   cooldownUntil: string | null;
 }
 
-/** What readiness and metrics read on every probe or scrape: memory only, no I/O. */
+/** What readiness and metrics read on every probe or scrape: memory only, no I/O to answer. */
 export interface SessionSnapshot {
   state: SessionState;
   accessExpiresAt: number | undefined;
   cooldownUntil: number | undefined;
   /**
-   * No usable token and Starship login is cooling down: every call will fail until `cooldownUntil`.
-   * (A transient failure's short backoff does not count: the next call retries.)
+   * No usable token, and none can be had before a backoff or a login cooldown ends: until then
+   * every call that needs a token fails at once (a call may still pick up a newer set another
+   * replica stored).
    */
   blocked: boolean;
 }
@@ -85,8 +105,12 @@ export interface SessionSnapshot {
 export interface TokenManager {
   /** A usable access token, renewing first only when none is in hand. Throws AppError when it cannot. */
   getAccessToken(): Promise<string>;
-  /** Starship refused this token (401): stop using it, so the next caller renews. */
-  reportRejected(accessToken: string): void;
+  /**
+   * Starship answered 401 to a call made with this token (rule 9). True: replay the call once with
+   * getAccessToken(), the session has been renewed (now, or since the call took its token). False:
+   * pass the 401 through. Never rejects.
+   */
+  reportRejected(accessToken: string): Promise<boolean>;
   /** A fresh login now (admin). With revokePrevious, logs the old session out first (credential rotation). */
   forceLogin(options: { revokePrevious: boolean }): Promise<void>;
   status(): Promise<SessionStatus>;
@@ -100,6 +124,11 @@ const maxBackoffMs = 30_000;
 const firstConnectionWaitMs = 2_000;
 const defaultCooldownS = 60;
 const maxCooldownS = 15 * 60;
+/** A token younger than this, max(30 s, 1 % of its lifetime), is not renewed because of a 401. */
+const minRejectAgeMs = 30_000;
+
+/** How a stored set compares with the one in hand (rule 8). */
+type StoredSet = 'absent' | 'unreachable' | 'same' | 'older' | 'adopted';
 
 export function createTokenManager(options: TokenManagerOptions): TokenManager {
   const { auth, store, clock, logger } = options;
@@ -113,14 +142,18 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   let lockCount = 0;
 
   let current: TokenSet | undefined;
+  /** Refused by Starship (401) and not handed out while a renewal replaces it (rule 9). */
   let rejectedAccessToken: string | undefined;
+  /** The access token of a set whose refresh token Starship refused: that session is revoked. */
+  let refusedSession: string | undefined;
   let inFlight: Promise<void> | undefined;
+  /** The login cooldown as last read: the store's copy (clamped) when it answers, ours otherwise. */
   let cooldown: Cooldown | undefined;
+  let cooldownCheck: Promise<unknown> | undefined;
   let failures = 0;
-  /** No refresh or login before this time (backoff after a failure, or a login cooldown). */
+  /** No refresh or login before this time: the backoff after a failure (a cooldown is kept apart). */
   let retryAt = 0;
   let lastFailure: AppError | undefined;
-  let unsaved: TokenSet | undefined;
   let storeReachable = true;
 
   store.onReconnect(() => {
@@ -147,6 +180,25 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   /** An empty refresh token marks one Starship refused, or may already have rotated: only login renews. */
   const canRefresh = (set: TokenSet, now: number) => set.refreshToken !== '' && set.refreshExpiresAt - marginMs(set) > now;
 
+  /** True when the next renewal would be a refresh, which a login cooldown does not hold off. */
+  const refreshable = (now: number) => current !== undefined && canRefresh(current, now);
+
+  const obtainedRecently = (set: TokenSet, now: number) =>
+    now - set.obtainedAt < Math.max(minRejectAgeMs, (set.accessExpiresAt - set.obtainedAt) / 100);
+
+  /** Rule 8: Starship's expiry times order the sets it issued; on a tie, the later received. */
+  function compareStored(stored: TokenSet, ours: TokenSet): 'same' | 'newer' | 'older' {
+    if (stored.accessToken === ours.accessToken && stored.refreshToken === ours.refreshToken) return 'same';
+    const order =
+      stored.accessExpiresAt - ours.accessExpiresAt ||
+      stored.refreshExpiresAt - ours.refreshExpiresAt ||
+      stored.obtainedAt - ours.obtainedAt;
+    if (order !== 0) return order > 0 ? 'newer' : 'older';
+    if (stored.accessToken !== ours.accessToken) return 'same'; // not told apart by any time: keep ours
+    // Our own set: with its refresh token blanked it is news; with a blanked one restored, a replay.
+    return stored.refreshToken === '' ? 'newer' : 'older';
+  }
+
   // --- the store, failing soft ----------------------------------------------------------------
 
   function storeFailed(action: string, error: unknown): void {
@@ -155,58 +207,70 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     storeReachable = false;
   }
 
-  /** Takes the stored set when it differs from ours (another replica renewed). True if adopted. */
-  async function adoptFromStore(): Promise<boolean> {
+  /** Takes the stored set when it is newer than ours (another replica renewed); see rule 8. */
+  async function adoptFromStore(): Promise<StoredSet> {
     let stored: TokenSet | undefined;
     try {
       stored = await store.read();
     } catch (error) {
       storeFailed('read', error);
-      return false;
+      return 'unreachable';
     }
-    if (stored === undefined || (stored.accessToken === current?.accessToken && stored.refreshToken === current.refreshToken)) return false;
-    // Ours renewed while the store was away and is not written yet: keep it unless the stored one is
-    // later still (Starship's expiry times order sets issued by it).
-    if (unsaved !== undefined && current !== undefined && stored.accessExpiresAt <= current.accessExpiresAt) return false;
+    if (stored === undefined) return 'absent';
+    if (current !== undefined) {
+      const order = compareStored(stored, current);
+      if (order === 'same') return 'same';
+      if (order === 'older') {
+        logger.warn(
+          { storedAccessExpiresAt: iso(stored.accessExpiresAt), accessExpiresAt: iso(current.accessExpiresAt) },
+          'stored starship session is older than the one in hand; not adopted',
+        );
+        // Put ours back, so that no other replica adopts the old one either. A renewal in flight
+        // writes its own result.
+        if (inFlight === undefined) renew(writeBack).catch(() => undefined);
+        return 'older';
+      }
+    }
     current = stored;
-    unsaved = undefined;
     logger.debug({ accessExpiresAt: iso(stored.accessExpiresAt) }, 'starship tokens adopted from store');
-    return true;
+    return 'adopted';
   }
 
-  async function save(tokens: TokenSet): Promise<void> {
+  /** True when written. */
+  async function save(tokens: TokenSet): Promise<boolean> {
     try {
       await store.write(tokens);
-      unsaved = undefined;
+      return true;
     } catch (error) {
       storeFailed('write', error);
-      unsaved = tokens;
+      return false;
     }
   }
 
   /**
-   * After an outage, under the lock: store the set we hold when the store lacks it (a restarted Redis
-   * keeps nothing) or holds an older one we replaced meanwhile; adopt the stored one when it is later.
+   * Under the lock: store the set we hold when the store lacks it (after an outage: a restarted Redis
+   * keeps nothing) or holds an older one; adopt the stored one when it is newer.
    */
   async function writeBack(): Promise<void> {
     await withLock({ adopt: false }, async () => {
-      if (current === undefined || (await adoptFromStore())) return;
-      const stored = await store.read().catch(() => undefined);
-      if (stored !== undefined && stored.accessToken === current.accessToken && stored.refreshToken === current.refreshToken) return;
-      await save(current);
-      if (unsaved === undefined) logger.info('starship tokens written back to store');
+      if (current === undefined) return;
+      const found = await adoptFromStore();
+      if ((found === 'absent' || found === 'older') && (await save(current))) logger.info('starship tokens written back to store');
     });
   }
 
+  /** The cooldown in force, re-read from the store (rule 6). */
   async function activeCooldown(now: number): Promise<Cooldown | undefined> {
     try {
       const shared = await store.readCooldown();
-      if (shared !== undefined && (cooldown === undefined || shared.until > cooldown.until)) cooldown = shared;
+      cooldown = shared === undefined ? undefined : { ...shared, until: Math.min(shared.until, now + maxCooldownS * 1000) };
     } catch (error) {
       storeFailed('read cooldown', error);
     }
-    return cooldown !== undefined && cooldown.until > now ? cooldown : undefined;
+    return coolingAt(now);
   }
+
+  const coolingAt = (now: number) => (cooldown !== undefined && cooldown.until > now ? cooldown : undefined);
 
   async function startCooldown(next: Cooldown): Promise<void> {
     cooldown = next;
@@ -227,7 +291,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   async function lock(owner: string, { adopt }: { adopt: boolean }): Promise<'held' | 'local' | 'adopted'> {
     const startedAt = performance.now();
     const deadline = startedAt + lockWaitMs;
-    const waited = (outcome: 'acquired' | 'adopted' | 'store_down') => metrics.lockWait((performance.now() - startedAt) / 1000, outcome);
+    const waited = (outcome: 'acquired' | 'adopted' | 'store_down' | 'timeout') =>
+      metrics.lockWait((performance.now() - startedAt) / 1000, outcome);
     for (;;) {
       try {
         if (await store.acquireLock(owner, lockTtlMs)) {
@@ -245,12 +310,17 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         return 'local';
       }
       if (performance.now() > deadline) {
-        throw new AppError('upstream_error', 'Starship token renewal did not finish in time.', {
-          logFields: { reason: 'lock wait exceeded' },
-        });
+        waited('timeout');
+        failures += 1;
+        const delayMs = backoffMs();
+        logger.warn({ retryInMs: Math.round(delayMs) }, 'starship renewal lock wait exceeded; backing off');
+        throw block(
+          clock() + delayMs,
+          new AppError('upstream_error', 'Starship token renewal did not finish in time.', { logFields: { reason: 'lock wait exceeded' } }),
+        );
       }
       await sleep(lockPollMs);
-      if (adopt && (await adoptFromStore()) && !needsRenewal(current, clock())) {
+      if (adopt && (await adoptFromStore()) === 'adopted' && !needsRenewal(current, clock())) {
         waited('adopted');
         return 'adopted';
       }
@@ -280,17 +350,32 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   }
 
   async function renewOnce(): Promise<void> {
-    // A booting replica waits for its first Redis connection rather than renew without the lock.
-    await store.firstConnection(firstConnectionWaitMs);
-    // Another replica may have renewed already: a read is cheaper than a lock.
-    if ((await adoptFromStore()) && !needsRenewal(current, clock())) return;
-    if (clock() < retryAt) throw blockedError();
+    try {
+      // A booting replica waits for its first Redis connection rather than renew without the lock.
+      await store.firstConnection(firstConnectionWaitMs);
+      // Another replica may have renewed already: a read is cheaper than a lock.
+      if ((await adoptFromStore()) === 'adopted' && !needsRenewal(current, clock())) return;
+      if (clock() < retryAt) throw blockedError();
+      // A cooldown holds off logins only; checked before the lock, so a caller during one costs a read.
+      if (!refreshable(clock())) {
+        const active = await activeCooldown(clock());
+        if (active !== undefined) throw cooldownError(active);
+      }
 
-    await withLock({ adopt: true }, async () => {
-      // Re-read under the lock: the previous holder may have rotated just before we got it.
-      if ((await adoptFromStore()) && !needsRenewal(current, clock())) return;
-      await refreshOrLogin();
-    });
+      await withLock({ adopt: true }, async () => {
+        // Re-read under the lock: the previous holder may have rotated just before we got it.
+        if ((await adoptFromStore()) === 'adopted' && !needsRenewal(current, clock())) return;
+        await refreshOrLogin();
+      });
+    } catch (error) {
+      restoreRejected();
+      throw error;
+    }
+  }
+
+  /** Rule 9: a failed renewal puts a refused token back in use, unless its session was revoked. */
+  function restoreRejected(): void {
+    if (rejectedAccessToken !== undefined && rejectedAccessToken !== refusedSession) rejectedAccessToken = undefined;
   }
 
   async function refreshOrLogin(): Promise<void> {
@@ -303,6 +388,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       // Never send this refresh token again, here or on another replica: blank it in the store too.
       if (spent) await save((current = { ...set, refreshToken: '' }));
       if (failure.kind !== 'rejected') return failed(failure, 'refresh');
+      refusedSession = set.accessToken;
       metrics.renewal('refresh', 'rejected');
       logger.warn({ upstreamStatus: failure.status, upstreamError: failure.error }, 'starship refresh rejected; logging in');
     }
@@ -310,8 +396,8 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   }
 
   async function login(): Promise<void> {
-    const blocked = await activeCooldown(clock());
-    if (blocked !== undefined) throw block(blocked.until, throttled(blocked));
+    const active = await activeCooldown(clock());
+    if (active !== undefined) throw cooldownError(active);
 
     const result = await auth.login();
     if (result.ok) return accept(result.tokens, 'login');
@@ -322,7 +408,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
       const next: Cooldown = { until: clock() + waitS * 1000, reason: 'throttled' };
       await startCooldown(next);
       logger.warn({ retryAfterS: waitS }, 'starship login throttled; cooling down');
-      throw block(next.until, throttled(next));
+      throw cooldownError(next);
     }
     if (failure.kind === 'rejected') {
       metrics.renewal('login', 'rejected');
@@ -332,10 +418,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         { upstreamStatus: failure.status, upstreamError: failure.error },
         'starship login rejected: check STARSHIP_USERNAME and STARSHIP_PASSWORD',
       );
-      throw block(
-        next.until,
-        new AppError('upstream_error', 'Starship rejected the broker’s credentials.', { logFields: { upstream: 'starship' } }),
-      );
+      throw cooldownError(next);
     }
     return failed(failure, 'login');
   }
@@ -354,21 +437,23 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     );
   }
 
+  /** Exponential, with jitter, by the number of failures in a row. */
+  const backoffMs = () => Math.min(1000 * 2 ** (failures - 1), maxBackoffMs) * (0.5 + random() / 2);
+
   /** Transient failure (or a throttled refresh): keep the tokens, retry after a backoff with jitter. */
   function failed(failure: AuthFailure, during: 'refresh' | 'login'): never {
     failures += 1;
     const throttledS = failure.kind === 'throttled' ? clampCooldownS(failure.retryAfterS) : undefined;
-    const backoffMs =
-      throttledS !== undefined ? throttledS * 1000 : Math.min(1000 * 2 ** (failures - 1), maxBackoffMs) * (0.5 + random() / 2);
+    const delayMs = throttledS !== undefined ? throttledS * 1000 : backoffMs();
     const timeout = failure.kind === 'unavailable' && failure.timeout;
     metrics.renewal(during, timeout ? 'timeout' : failure.kind);
     logger.warn(
-      { during, failure: failure.kind, upstreamStatus: 'status' in failure ? failure.status : undefined, retryInMs: Math.round(backoffMs) },
+      { during, failure: failure.kind, upstreamStatus: 'status' in failure ? failure.status : undefined, retryInMs: Math.round(delayMs) },
       'starship token renewal failed',
     );
     const code = throttledS !== undefined ? 'upstream_throttled' : timeout ? 'upstream_timeout' : 'upstream_error';
     throw block(
-      clock() + backoffMs,
+      clock() + delayMs,
       new AppError(code, `Starship could not renew the session (${during}).`, {
         logFields: { upstream: 'starship', during, failure: failure.kind },
       }),
@@ -386,48 +471,100 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   function blockedError(): AppError {
     const failure = lastFailure ?? new AppError('upstream_error', 'No Starship session is available.');
     return new AppError(failure.code, failure.message, {
-      retryAfterS: Math.max(1, Math.ceil((retryAt - clock()) / 1000)),
+      retryAfterS: retryAfterS(retryAt),
       logFields: failure.logFields,
       cause: failure,
     });
   }
 
-  function throttled(active: Cooldown): AppError {
-    return new AppError('upstream_throttled', 'Starship login is cooling down; try again later.', {
-      logFields: { upstream: 'starship', reason: active.reason },
-    });
+  function cooldownError(active: Cooldown): AppError {
+    const fields = { retryAfterS: retryAfterS(active.until), logFields: { upstream: 'starship', reason: active.reason } };
+    return active.reason === 'throttled'
+      ? new AppError('upstream_throttled', 'Starship login is cooling down; try again later.', fields)
+      : new AppError('upstream_error', 'Starship rejected the broker’s credentials.', fields);
   }
+
+  const retryAfterS = (until: number) => Math.max(1, Math.ceil((until - clock()) / 1000));
 
   // --- the interface --------------------------------------------------------------------------
 
   function stateAt(now: number, cooling: Cooldown | undefined): SessionState {
     if (usable(current, now)) return inFlight === undefined ? 'valid' : 'refreshing';
     if (cooling !== undefined) return 'cooldown';
+    if (refusedBeforeExpiry(current, now)) return 'rejected';
     return current === undefined ? 'none' : 'expired';
   }
+
+  const refusedBeforeExpiry = (set: TokenSet | undefined, now: number) =>
+    set !== undefined && set.accessToken === rejectedAccessToken && set.accessExpiresAt > now;
+
+  /** A background renewal in the refresh window, unless a backoff or (for a login) a cooldown holds it off. */
+  const mayRenewInBackground = (now: number) => now >= retryAt && (refreshable(now) || coolingAt(now) === undefined);
 
   async function getAccessToken(): Promise<string> {
     const now = clock();
     const set = current;
     if (usable(set, now)) {
-      if (now >= refreshDueAt(set) && now >= retryAt) {
+      if (now >= refreshDueAt(set) && mayRenewInBackground(now)) {
         // Renew in the background; this caller and others go on with the token in hand.
         renew().catch(() => undefined);
       }
       return set.accessToken;
     }
-    await renew();
+    try {
+      await renew();
+    } catch (error) {
+      // The renewal after a 401 failed for a transient reason: the refused token is back in use.
+      if (usable(current, clock())) return current.accessToken;
+      throw error;
+    }
     if (!usable(current, clock())) throw blockedError();
     return current.accessToken;
+  }
+
+  async function reportRejected(accessToken: string): Promise<boolean> {
+    // Renewed since this call took its token: replay with the new one.
+    if (current === undefined || current.accessToken !== accessToken) return current !== undefined;
+    // Another replica may have replaced the session (a logout for credential rotation): adopting a
+    // newer set is not a renewal.
+    if ((await adoptFromStore()) === 'adopted') return true;
+    const set = current;
+    const now = clock();
+    if (set.accessToken !== accessToken) return true; // another caller's renewal finished meanwhile
+    if (obtainedRecently(set, now)) {
+      logger.debug({ accessExpiresAt: iso(set.accessExpiresAt) }, 'starship refused a fresh access token; 401 passed through');
+      return false;
+    }
+    if (now < retryAt) return false;
+    if (rejectedAccessToken !== accessToken) {
+      rejectedAccessToken = accessToken;
+      logger.warn({ accessExpiresAt: iso(set.accessExpiresAt) }, 'starship rejected the access token; renewing');
+    }
+    try {
+      // Twice at most: the first may only have joined a write-back already in flight.
+      for (let attempt = 0; attempt < 2 && current.accessToken === accessToken; attempt++) await renew();
+    } catch {
+      // The renewal logged why it failed (and put the token back if it may); the caller gets Starship's 401.
+      return false;
+    }
+    return current.accessToken !== accessToken;
+  }
+
+  /** While a cooldown blocks the door, a probe also re-reads it, so one deleted from Redis shows. */
+  function recheckCooldown(): void {
+    cooldownCheck ??= activeCooldown(clock()).finally(() => {
+      cooldownCheck = undefined;
+    });
   }
 
   return {
     getAccessToken,
 
-    reportRejected(accessToken) {
-      if (current?.accessToken === accessToken) {
-        rejectedAccessToken = accessToken;
-        logger.warn({ accessExpiresAt: iso(current.accessExpiresAt) }, 'starship rejected the access token; renewing');
+    async reportRejected(accessToken) {
+      try {
+        return await reportRejected(accessToken);
+      } catch {
+        return false;
       }
     },
 
@@ -448,13 +585,11 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
     snapshot() {
       const now = clock();
-      const cooling = cooldown !== undefined && cooldown.until > now ? cooldown : undefined;
-      return {
-        state: stateAt(now, cooling),
-        accessExpiresAt: current?.accessExpiresAt,
-        cooldownUntil: cooling?.until,
-        blocked: cooling !== undefined && !usable(current, now),
-      };
+      const cooling = coolingAt(now);
+      const blockedByCooldown = cooling !== undefined && !refreshable(now);
+      const blocked = !usable(current, now) && (now < retryAt || blockedByCooldown);
+      if (blocked && blockedByCooldown) recheckCooldown();
+      return { state: stateAt(now, cooling), accessExpiresAt: current?.accessExpiresAt, cooldownUntil: cooling?.until, blocked };
     },
 
     async status() {

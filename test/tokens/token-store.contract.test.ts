@@ -192,7 +192,7 @@ describe('redis token store, in Redis', () => {
     await redisStore(prefix, () => now).write(tokens);
 
     const stored = (await redis.get(`${prefix}starship:session`)) ?? '';
-    expect(stored).toMatch(/^v1\./);
+    expect(stored).toMatch(/^v2\./);
     expect(stored).not.toContain(tokens.accessToken);
     expect(stored).not.toContain(tokens.refreshToken);
     const pttl = await redis.pttl(`${prefix}starship:session`);
@@ -239,10 +239,46 @@ describe('redis token store, in Redis', () => {
     expect(await store.read()).toBeUndefined();
 
     // Decrypts fine, but is not a TokenSet.
-    await redis.set(key, cipher.encrypt(JSON.stringify({ accessToken: 'a', refreshExpiresAt: Date.now() + hour })));
+    await redis.set(key, cipher.encrypt(JSON.stringify({ accessToken: 'a', refreshExpiresAt: Date.now() + hour }), key));
     expect(await store.read()).toBeUndefined();
-    await redis.set(key, cipher.encrypt('not json'));
+    await redis.set(key, cipher.encrypt('not json', key));
     expect(await store.read()).toBeUndefined();
+  });
+
+  it('gives a lock with no ttl, or a longer one than it would set, its own ttl instead of waiting on it forever', async () => {
+    const prefix = prefixed();
+    const key = `${prefix}starship:lock`;
+    const store = redisStore(prefix, Date.now);
+    for (const foreign of [() => redis.set(key, 'stuck'), () => redis.set(key, 'stuck', 'PX', 3_600_000)]) {
+      await foreign();
+      expect(await store.acquireLock('a', 30_000)).toBe(false);
+      expect(await redis.get(key)).toBe('stuck');
+      const pttl = await redis.pttl(key);
+      expect(pttl).toBeGreaterThan(25_000);
+      expect(pttl).toBeLessThanOrEqual(30_000);
+    }
+    // A lock a broker could have set is left as it is.
+    await redis.set(key, 'other-replica', 'PX', 20_000);
+    expect(await store.acquireLock('a', 30_000)).toBe(false);
+    expect(await redis.pttl(key)).toBeLessThanOrEqual(20_000);
+  });
+
+  it('ignores a session or cooldown over 64 KiB as corrupt, however well formed', async () => {
+    const prefix = prefixed();
+    const store = redisStore(prefix, Date.now);
+    const sessionKey = `${prefix}starship:session`;
+    const tokens = tokenSet(Date.now());
+    const padded = (extra: number) => cipher.encrypt(JSON.stringify({ ...tokens, padding: 'x'.repeat(extra) }), sessionKey);
+    await redis.set(sessionKey, padded(1_000));
+    expect(await store.read()).toEqual(tokens);
+    await redis.set(sessionKey, padded(64 * 1024));
+    expect(await store.read()).toBeUndefined();
+
+    const cooldown = { until: Date.now() + 60_000, reason: 'throttled' };
+    await redis.set(`${prefix}starship:cooldown`, JSON.stringify({ ...cooldown, padding: 'x'.repeat(1_000) }));
+    expect(await store.readCooldown()).toEqual(cooldown);
+    await redis.set(`${prefix}starship:cooldown`, JSON.stringify({ ...cooldown, padding: 'x'.repeat(64 * 1024) }));
+    expect(await store.readCooldown()).toBeUndefined();
   });
 
   it('keeps stores under different prefixes apart', async () => {

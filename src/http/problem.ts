@@ -19,6 +19,9 @@ export const problemBody = z.object({
 export function sendProblem(req: Request, res: Response, error: AppError): void {
   res.locals.problem = error.code;
   if (error.status >= 500) res.locals.error = error;
+  // A 4xx is logged without its error, so why it was refused (e.g. a user token's audience) would
+  // be lost; its fixed-word reason goes on the request line. 5xx lines carry the whole error.
+  else if (typeof error.logFields?.reason === 'string') res.locals.reason = error.logFields.reason;
   if (error.retryAfterS !== undefined) res.setHeader('retry-after', String(error.retryAfterS));
   if (error.allow !== undefined) res.setHeader('allow', error.allow.join(', '));
   if (error.status === 401) res.setHeader('www-authenticate', 'Bearer');

@@ -58,6 +58,19 @@ export function toAppError(error: unknown): AppError {
   return new AppError('internal_error', 'Something went wrong on our side.', { cause: error });
 }
 
+/**
+ * A body that failed its schema, as one 400 whose detail names each field once (`amount: 1e20`
+ * broke two of zod's checks, and said so twice): the first message per field is the one kept.
+ */
+export function invalidRequest(error: z.ZodError): AppError {
+  const byField = new Map<string, string>();
+  for (const issue of error.issues) {
+    const field = issue.path.join('.') || 'body';
+    if (!byField.has(field)) byField.set(field, issue.message);
+  }
+  return new AppError('invalid_request', [...byField].map(([field, message]) => `${field}: ${message}`).join('; '));
+}
+
 export const problemHandler: ErrorRequestHandler = (error, req, res, _next) => {
   const appError = toAppError(error);
   if (res.headersSent) {

@@ -19,7 +19,8 @@ export function createPublicApp(deps: PublicAppDeps): Express {
           origin: [...deps.corsOrigins],
           methods: ['POST'],
           allowedHeaders: ['authorization', 'content-type'],
-          exposedHeaders: ['x-request-id', 'retry-after'],
+          // A browser app can read only the headers listed here: the rate-limit ones let it pace itself.
+          exposedHeaders: ['x-request-id', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'],
           maxAge: 600,
         }),
       );

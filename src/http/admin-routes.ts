@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { AppError } from '../errors.js';
 import type { SessionStatus, TokenManager } from '../tokens/token-manager.js';
 import { jsonObjectReader } from './parse-body.js';
+import { methodNotAllowed } from './problem.js';
 
 export interface AdminDeps {
   tokens: TokenManager;
@@ -40,6 +41,10 @@ export function adminRouter({ tokens, authorize }: AdminDeps): Router {
     res.setHeader('cache-control', 'no-store');
     res.json(await tokens.status());
   });
+
+  // Before the service key is checked: that a route exists is no secret (it is in /openapi.json).
+  router.route('/v1/admin/starship/session').all(methodNotAllowed(['GET']));
+  router.route('/v1/admin/starship/session/renew').all(methodNotAllowed(['POST']));
 
   return router;
 }

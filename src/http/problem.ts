@@ -85,3 +85,16 @@ export const problemHandler: ErrorRequestHandler = (error, req, res, _next) => {
 export const notFound: RequestHandler = (_req, _res, next) => {
   next(new AppError('not_found', 'There is no such route on this port.'));
 };
+
+/**
+ * For a path that exists but not with this method: 405 with Allow, where a 404 would say the path
+ * is wrong. Registered with `route(path).all(…)` after the path's own routes, so it sees only the
+ * other methods. Express answers HEAD from a GET route, so a GET path allows HEAD too.
+ */
+export function methodNotAllowed(methods: readonly string[]): RequestHandler {
+  const allow = methods.includes('GET') && !methods.includes('HEAD') ? [...methods, 'HEAD'] : methods;
+  const detail = `This route takes ${allow.join(', ')} only.`;
+  return () => {
+    throw new AppError('method_not_allowed', detail, { allow });
+  };
+}

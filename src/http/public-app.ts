@@ -2,6 +2,7 @@ import cors from 'cors';
 import type { Express } from 'express';
 import { createDoorApp, type BaseAppOptions } from './base-app.js';
 import { connectTokenPath, connectTokenRoute, type ConnectTokenRouteDeps } from './connect-token-route.js';
+import { methodNotAllowed } from './problem.js';
 
 export interface PublicAppDeps extends Omit<BaseAppOptions, 'door'> {
   corsOrigins: readonly string[];
@@ -26,5 +27,6 @@ export function createPublicApp(deps: PublicAppDeps): Express {
       );
     }
     app.post(connectTokenPath, connectTokenRoute(deps.connectToken));
+    app.route(connectTokenPath).all(methodNotAllowed(['POST']));
   });
 }

@@ -27,7 +27,10 @@ export interface AppErrorOptions {
   retryAfterS?: number;
   /** The methods the route takes (sent as Allow with method_not_allowed). */
   allow?: readonly string[];
-  /** Extra fields for the log line only; never sent to the client. Must hold no secrets. */
+  /**
+   * Extra fields for the log line only; never sent to the client. Must hold no secrets. A string
+   * `reason` is also written on the request line of a 4xx answer, whose error is not logged.
+   */
   logFields?: Record<string, unknown>;
   cause?: unknown;
 }

@@ -79,6 +79,7 @@ export const envSchema = z.object({
   FRONTEND_JWT_ISSUER: text(512).optional(),
   FRONTEND_JWT_AUDIENCE: text(512).optional(),
   FRONTEND_USER_CLAIM: text(128).default('sub'),
+  FRONTEND_JWT_MAX_AGE_S: int(60, 31_536_000).default(86_400),
   CORS_ORIGINS: list
     .pipe(z.array(z.url({ message: 'each origin must be a URL such as https://app.example.com' }).transform((o) => new URL(o).origin)))
     .default([]),

@@ -48,6 +48,8 @@ export type FrontendAuthConfig =
       readonly issuer: string | undefined;
       readonly audience: string | undefined;
       readonly userClaim: string;
+      /** Longest lifetime a user token may claim: `exp` at most this long after `iat` (or now). */
+      readonly maxAgeS: number;
     };
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: string[] };
@@ -119,6 +121,7 @@ function toConfig(env: Env): Config {
             issuer: env.FRONTEND_JWT_ISSUER,
             audience: env.FRONTEND_JWT_AUDIENCE,
             userClaim: env.FRONTEND_USER_CLAIM,
+            maxAgeS: env.FRONTEND_JWT_MAX_AGE_S,
           },
     connectTokenRateLimit: env.CONNECT_TOKEN_RATE_LIMIT,
     tokenEncryptionKey: env.TOKEN_ENCRYPTION_KEY,

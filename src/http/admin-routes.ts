@@ -1,7 +1,9 @@
-import express, { Router, type RequestHandler } from 'express';
+import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
 import type { SessionStatus, TokenManager } from '../tokens/token-manager.js';
+import { jsonObjectReader } from './parse-body.js';
+import { methodNotAllowed } from './problem.js';
 
 export interface AdminDeps {
   tokens: TokenManager;
@@ -28,13 +30,21 @@ export function adminRouter({ tokens, authorize }: AdminDeps): Router {
     res.json(await tokens.status());
   });
 
-  router.post('/v1/admin/starship/session/renew', ...authorize, express.json({ limit: '1kb' }), async (req, res) => {
-    const parsed = renewBody.safeParse(req.body ?? {});
+  // The one call where what the body says matters most: a revokePrevious that went unread would
+  // log in again without logging out. So a body in any other type or charset is refused (415), not
+  // skipped; no body at all means {} (a plain renewal).
+  const readBody = jsonObjectReader({ limit: '1kb' });
+  router.post('/v1/admin/starship/session/renew', ...authorize, async (req, res) => {
+    const parsed = renewBody.safeParse((await readBody(req, res)) ?? {});
     if (!parsed.success) throw new AppError('invalid_request', 'The body may hold only {"revokePrevious": true|false}.');
     await tokens.forceLogin({ revokePrevious: parsed.data.revokePrevious ?? false });
     res.setHeader('cache-control', 'no-store');
     res.json(await tokens.status());
   });
+
+  // Before the service key is checked: that a route exists is no secret (it is in /openapi.json).
+  router.route('/v1/admin/starship/session').all(methodNotAllowed(['GET']));
+  router.route('/v1/admin/starship/session/renew').all(methodNotAllowed(['POST']));
 
   return router;
 }

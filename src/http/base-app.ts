@@ -3,7 +3,7 @@ import helmet from 'helmet';
 import { z } from 'zod';
 import type { Metrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
-import { notFound, problemHandler } from './problem.js';
+import { methodNotAllowed, notFound, problemHandler } from './problem.js';
 import { requestObservation, type Door } from './request-logging.js';
 
 export const healthBody = z.object({ status: z.literal('ok') });
@@ -64,7 +64,8 @@ const securityHeaders: Record<Door, RequestHandler> = {
 /**
  * One door: security headers, request ids and logs, then the door's own routes (first, because
  * they carry the traffic and every layer in front of them is paid on every call), then the probes,
- * and last the 404 and the one place where errors become problem+json.
+ * and last the 404 and the one place where errors become problem+json. Each known path refuses the
+ * methods it does not take with 405 (`methodNotAllowed`), after its own routes.
  */
 export function createDoorApp(
   { door, logger, metrics, trustProxy, readiness, openapi }: BaseAppOptions,
@@ -93,6 +94,7 @@ export function createDoorApp(
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });
+  for (const path of ['/healthz', '/readyz', '/openapi.json']) app.route(path).all(methodNotAllowed(['GET']));
 
   // Unknown routes and every thrown error end here, as problem+json.
   app.use(notFound);

@@ -1,7 +1,6 @@
 import { hash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import { AppError } from '../errors.js';
 import type { FrontendUser } from './frontend-auth.js';
 
 export interface ConnectRateLimitOptions {
@@ -11,11 +10,20 @@ export interface ConnectRateLimitOptions {
   keyPrefix: string;
 }
 
+/** Where a caller stands after one more call was counted, for the `ratelimit-*` headers. */
+export interface RateLimitVerdict {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  /** Seconds until the window ends and the full budget is back. */
+  resetS: number;
+}
+
 /**
- * Counts one connect-token call, or throws `rate_limited` once the caller is over the limit. The
+ * Counts one connect-token call: one Redis round trip, the same whether it is allowed or not. The
  * client IP is asked for only when there is no user to count (Express works it out on every read).
  */
-export type ConnectRateLimit = (user: FrontendUser, ip: () => string | undefined) => Promise<{ limit: number; remaining: number }>;
+export type ConnectRateLimit = (user: FrontendUser, ip: () => string | undefined) => Promise<RateLimitVerdict>;
 
 /**
  * Connect tokens per minute per verified user (per client IP when anonymous). With Redis the count is
@@ -50,15 +58,16 @@ export function connectRateLimit({ perMinute, redis, keyPrefix }: ConnectRateLim
   };
 
   return async ({ userId }, ip) => {
+    const key = userId === undefined ? `ip:${ip() ?? 'unknown'}` : userKey(userId);
+    let result: RateLimiterRes;
+    let allowed = true;
     try {
-      const key = userId === undefined ? `ip:${ip() ?? 'unknown'}` : userKey(userId);
-      const result = await limiter.consume(key);
-      return { limit: perMinute, remaining: result.remainingPoints };
+      result = await limiter.consume(key);
     } catch (error) {
       if (!(error instanceof RateLimiterRes)) throw error;
-      throw new AppError('rate_limited', `At most ${perMinute} connect tokens per minute; try again later.`, {
-        retryAfterS: Math.max(1, Math.ceil(error.msBeforeNext / 1000)),
-      });
+      result = error;
+      allowed = false;
     }
+    return { allowed, limit: perMinute, remaining: result.remainingPoints, resetS: Math.max(1, Math.ceil(result.msBeforeNext / 1000)) };
   };
 }

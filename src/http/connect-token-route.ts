@@ -1,12 +1,13 @@
-import express, { type RequestHandler } from 'express';
+import type { RequestHandler } from 'express';
 import type { BenjiModeName } from '../config/env-schema.js';
 import { AppError } from '../errors.js';
 import { benjiModeNumbers, type BenjiClient } from '../upstream/benji/benji-client.js';
-import { connectTokenBody, type ConnectTokenResponse } from './connect-token-schema.js';
+import { connectTokenBodySchema, type ConnectTokenResponse } from './connect-token-schema.js';
 import type { ConnectRateLimit } from './connect-rate-limit.js';
 import type { UserIdentifier } from './frontend-auth.js';
 import { hostedConnectUrls } from './hosted-connect-url.js';
-import { parseBody } from './parse-body.js';
+import { jsonObjectReader } from './parse-body.js';
+import { invalidRequest } from './problem.js';
 
 export interface ConnectTokenPolicy {
   displayName: string | undefined;
@@ -22,35 +23,38 @@ export interface ConnectTokenRouteDeps {
 }
 
 export const connectTokenPath = '/v1/benji/connect-token';
-const jsonBody = express.json({ limit: '16kb', strict: true });
 
 /**
- * `POST /v1/benji/connect-token`. In order: who the user is, whether they are over the rate limit,
- * and only then the body, so that nobody gets a body parsed (or Benji called) without both. The
- * steps are calls in one handler, not five router layers: every layer is paid for on every call.
+ * `POST /v1/benji/connect-token`. In order: who the user is, whether the body is one this partner
+ * accepts, whether they are over the rate limit, and only then Benji. Nobody gets a body parsed
+ * without a verified token; only calls that would reach Benji are counted, so a frontend bug that
+ * sends bad bodies does not use up its users' budget. The steps are calls in one handler, not five
+ * router layers: every layer is paid for on every call.
  */
 export function connectTokenRoute({ benji, policy, identifyUser, rateLimit }: ConnectTokenRouteDeps): RequestHandler {
   const hostedConnectUrl = hostedConnectUrls();
+  const readBody = jsonObjectReader({ limit: '16kb' });
+  const bodySchema = connectTokenBodySchema({ maxTransferAmount: policy.maxTransferAmount });
+  const allowedModes = policy.allowedModes.map((mode) => `${mode} (${benjiModeNumbers[mode]})`).join(', ');
 
   return async (req, res) => {
     const { userId } = await identifyUser(req.headers.authorization);
-    const { limit, remaining } = await rateLimit({ userId }, () => req.ip);
-    res.setHeader('ratelimit-limit', String(limit));
-    res.setHeader('ratelimit-remaining', String(remaining));
 
-    if (!req.is('application/json')) throw new AppError('unsupported_media_type', 'Send the body as application/json.');
-    await parseBody(jsonBody, req, res);
-    const parsed = connectTokenBody.safeParse(req.body);
-    if (!parsed.success) {
-      const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ');
-      throw new AppError('invalid_request', detail);
-    }
+    const raw = await readBody(req, res);
+    if (raw === undefined) throw new AppError('invalid_request', 'The body is empty; send a JSON object such as {"mode":"connect"}.');
+    const parsed = bodySchema.safeParse(raw);
+    if (!parsed.success) throw invalidRequest(parsed.error);
     const body = parsed.data;
     if (!policy.allowedModes.includes(body.mode)) {
-      throw new AppError('mode_not_allowed', `Mode ${body.mode} is not enabled for this partner.`);
+      throw new AppError('mode_not_allowed', `Mode ${body.mode} is not enabled for this partner; the enabled modes are ${allowedModes}.`);
     }
-    if (body.amount !== undefined && policy.maxTransferAmount !== undefined && body.amount > policy.maxTransferAmount) {
-      throw new AppError('invalid_request', `amount: must be at most ${policy.maxTransferAmount}`);
+
+    const { allowed, limit, remaining, resetS } = await rateLimit({ userId }, () => req.ip);
+    res.setHeader('ratelimit-limit', String(limit));
+    res.setHeader('ratelimit-remaining', String(remaining));
+    res.setHeader('ratelimit-reset', String(resetS));
+    if (!allowed) {
+      throw new AppError('rate_limited', `At most ${limit} connect tokens per minute; try again in ${resetS} s.`, { retryAfterS: resetS });
     }
 
     const { token, connectUrl } = await benji.createConnectToken(

@@ -2,29 +2,69 @@ import { z } from 'zod';
 import { benjiModes } from '../config/env-schema.js';
 
 const modeNumbers = { 1: 'connect', 3: 'transfer', 4: 'redeem' } as const;
+const fields = ['mode', 'displayName', 'amount', 'allowsEditing'] as const;
+
+/**
+ * Printable characters only. Refused: controls (Cc), format characters (Cf: bidi overrides and
+ * isolates, zero-width space and joiners, word joiner, BOM, …), lone surrogates (Cs), private-use
+ * (Co) and unassigned (Cn) code points, and line and paragraph separators: the name is shown to the
+ * user in Benji's UI, where any of these can hide or reorder text.
+ */
+export const printableText = /^[^\p{C}\p{Zl}\p{Zp}]*$/u;
+
+const modes = 'one of "connect", "transfer", "redeem", or their numbers 1, 3, 4';
+const displayNameRule =
+  'must be a string of 1–100 printable characters (letters, marks, digits, punctuation, symbols, spaces; no control, bidi, zero-width, private-use, unassigned or line-separator characters)';
+
+/** Unknown keys are named back when they are short and plain; anything else could be anything. */
+const unknownFields = (keys: readonly string[]) => {
+  const named = keys.filter((key) => /^[A-Za-z0-9_.-]{1,40}$/.test(key)).map((key) => `"${key}"`);
+  const which = named.length === keys.length ? ` ${named.join(', ')}` : '';
+  return `unknown field${keys.length === 1 ? '' : 's'}${which}; the fields are ${fields.join(', ')}`;
+};
 
 /**
  * The body a frontend may send. Strict: unknown fields are refused, so nobody can smuggle in a
  * `user_external_id` or a partnership — those come from the verified token and the server config.
+ * Every message says what is allowed. `maxTransferAmount` is the partner's bound, so a too-large
+ * amount gets the same one message as any other wrong amount.
  */
-export const connectTokenBody = z
-  .strictObject({
-    mode: z
-      .union([z.enum(benjiModes), z.literal(1), z.literal(3), z.literal(4)])
-      .transform((mode) => (typeof mode === 'number' ? modeNumbers[mode] : mode)),
-    displayName: z.string().trim().min(1).max(100).optional(),
-    amount: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
-    allowsEditing: z.boolean().optional(),
-  })
-  .superRefine((body, ctx) => {
-    if (body.mode !== 'transfer') {
-      for (const field of ['amount', 'allowsEditing'] as const) {
-        if (body[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'is allowed only with mode transfer' });
+export function connectTokenBodySchema({ maxTransferAmount = Number.MAX_SAFE_INTEGER }: { maxTransferAmount?: number | undefined } = {}) {
+  const amountRule = `must be a whole number from 1 to ${maxTransferAmount}`;
+  return z
+    .strictObject(
+      {
+        mode: z
+          .union([z.enum(benjiModes), z.literal(1), z.literal(3), z.literal(4)], {
+            error: (issue) => (issue.input === undefined ? `is required: ${modes}` : `must be ${modes}`),
+          })
+          .transform((mode) => (typeof mode === 'number' ? modeNumbers[mode] : mode)),
+        // Checked before trimming, so a control character at either end is refused, not trimmed away.
+        displayName: z
+          .string({ error: displayNameRule })
+          .regex(printableText, displayNameRule)
+          .trim()
+          .min(1, displayNameRule)
+          .max(100, displayNameRule)
+          .optional(),
+        amount: z.number({ error: amountRule }).int(amountRule).positive(amountRule).max(maxTransferAmount, amountRule).optional(),
+        allowsEditing: z.boolean({ error: 'must be true or false' }).optional(),
+      },
+      { error: (issue) => (issue.code === 'unrecognized_keys' ? unknownFields(issue.keys) : undefined) },
+    )
+    .superRefine((body, ctx) => {
+      if (body.mode !== 'transfer') {
+        for (const field of ['amount', 'allowsEditing'] as const) {
+          if (body[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'is allowed only with mode transfer' });
+        }
+      } else if (body.allowsEditing !== undefined && body.amount === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['allowsEditing'], message: 'needs an amount to preset' });
       }
-    } else if (body.allowsEditing !== undefined && body.amount === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['allowsEditing'], message: 'needs an amount to preset' });
-    }
-  });
+    });
+}
+
+/** The body with no partner bound, as the OpenAPI description shows it. */
+export const connectTokenBody = connectTokenBodySchema();
 
 export type ConnectTokenBody = z.output<typeof connectTokenBody>;
 

@@ -33,12 +33,24 @@ export function frontendAuth(config: FrontendAuthConfig, now: () => number = Dat
       : crypto.subtle.importKey('raw', secretBytes, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
   const jwks = config.jwksUrl === undefined ? undefined : publishedKeys(config.jwksUrl);
   const verified = createVerifiedTokenCache({ now, toleranceS: clockToleranceS });
+  const { maxAgeS } = config;
   const claimChecks = {
     clockTolerance: clockToleranceS,
     requiredClaims: ['exp'],
     ...(config.issuer !== undefined && { issuer: config.issuer }),
     ...(config.audience !== undefined && { audience: config.audience }),
   };
+
+  /**
+   * jose checks `exp` and `nbf` against now; nothing bounds how far ahead `exp` may lie. A token
+   * that claims to live for years, or to be issued in the future, is a leaked or mis-minted one.
+   * `exp` is a number here: jose required and type-checked it.
+   */
+  function checkLifetime(payload: JWTPayload): void {
+    const nowS = now() / 1000;
+    if (payload.iat !== undefined && payload.iat > nowS + clockToleranceS) throw new TokenRefused('issued_in_future');
+    if ((payload.exp as number) - (payload.iat ?? nowS) > maxAgeS) throw new TokenRefused('lifetime_too_long');
+  }
 
   async function verify(token: string): Promise<JWTPayload> {
     const cached = verified.get(token);
@@ -56,8 +68,9 @@ export function frontendAuth(config: FrontendAuthConfig, now: () => number = Dat
     } else if (alg !== undefined && asymmetricAlgorithms.includes(alg) && jwks !== undefined) {
       payload = (await jwtVerify(token, jwks, { ...checks, algorithms: asymmetricAlgorithms })).payload;
     } else {
-      throw new joseErrors.JOSEAlgNotAllowed('algorithm not accepted');
+      throw new TokenRefused('algorithm_not_accepted');
     }
+    checkLifetime(payload);
     verified.set(token, payload);
     metrics.userToken('verified');
     return payload;
@@ -65,7 +78,11 @@ export function frontendAuth(config: FrontendAuthConfig, now: () => number = Dat
 
   return async (authorization) => {
     const match = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i.exec(authorization ?? '');
-    if (match?.[1] === undefined) throw new AppError('unauthenticated', 'Send the signed-in user’s token as Authorization: Bearer <jwt>.');
+    if (match?.[1] === undefined) {
+      throw new AppError('unauthenticated', 'Send the signed-in user’s token as Authorization: Bearer <jwt>.', {
+        logFields: { reason: 'no_bearer_token' },
+      });
+    }
 
     let payload: JWTPayload;
     try {
@@ -73,12 +90,14 @@ export function frontendAuth(config: FrontendAuthConfig, now: () => number = Dat
     } catch (error) {
       if (error instanceof AppError) throw error;
       metrics.userToken('rejected');
-      const reason = error instanceof joseErrors.JOSEError ? error.code : 'malformed token';
-      throw new AppError('unauthenticated', 'The user token is not valid.', { logFields: { reason } });
+      // The caller learns only that the token is not valid; the operator reads why in the log line.
+      throw new AppError('unauthenticated', 'The user token is not valid.', { logFields: { reason: refusalReason(error) } });
     }
 
     const userId = claimAsId(payload[config.userClaim]);
-    if (userId === undefined) throw new AppError('unauthenticated', 'The user token does not identify a user.');
+    if (userId === undefined) {
+      throw new AppError('unauthenticated', 'The user token does not identify a user.', { logFields: { reason: 'no_user_claim' } });
+    }
     return { userId };
   };
 }
@@ -100,6 +119,40 @@ function publishedKeys(url: string): JWTVerifyGetKey {
       });
     }
   };
+}
+
+/** A refusal of our own (not jose's), named by its log reason. */
+class TokenRefused extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+/** Claims jose names in its errors; anything else is reported as `invalid_claims`. */
+const knownClaims = new Set(['exp', 'nbf', 'iat', 'iss', 'aud', 'sub']);
+
+/**
+ * Why a user token was refused, for the request log line: a fixed word, never a value from the
+ * token (jose's messages and errors carry the claims, so neither is logged).
+ */
+function refusalReason(error: unknown): string {
+  if (error instanceof TokenRefused) return error.reason;
+  if (error instanceof joseErrors.JWTExpired) return 'expired';
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    const claim = knownClaims.has(error.claim) ? error.claim : undefined;
+    if (claim === undefined) return 'invalid_claims';
+    if (error.reason === 'missing') return `missing_${claim}`;
+    if (error.reason === 'invalid') return `invalid_${claim}`;
+    if (claim === 'nbf') return 'not_yet_valid';
+    if (claim === 'aud') return 'wrong_audience';
+    if (claim === 'iss') return 'wrong_issuer';
+    return `invalid_${claim}`;
+  }
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'bad_signature';
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return 'no_matching_key';
+  if (error instanceof joseErrors.JWKSMultipleMatchingKeys) return 'ambiguous_key';
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'algorithm_not_accepted';
+  return 'malformed';
 }
 
 function claimAsId(claim: unknown): string | undefined {

@@ -1,6 +1,7 @@
 import type { Express } from 'express';
 import { adminRouter, type AdminDeps } from './admin-routes.js';
 import { createDoorApp, type BaseAppOptions } from './base-app.js';
+import { methodNotAllowed } from './problem.js';
 import { starshipMountPath, starshipProxy, type StarshipProxyDeps } from './starship-proxy-route.js';
 
 export interface InternalAppDeps extends Omit<BaseAppOptions, 'door'> {
@@ -19,5 +20,6 @@ export function createInternalApp(deps: InternalAppDeps): Express {
       res.setHeader('content-type', deps.metrics.registry.contentType);
       res.send(await deps.metrics.registry.metrics());
     });
+    app.route('/metrics').all(methodNotAllowed(['GET']));
   });
 }

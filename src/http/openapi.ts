@@ -17,10 +17,20 @@ const content = (schema: z.ZodType, examples?: Record<string, unknown>) => ({
     ...(examples !== undefined && { examples: named(examples) }),
   },
 });
-const problem = (description: string) => ({
+const problem = (description: string, headers?: object) => ({
   description,
+  ...(headers !== undefined && { headers }),
   content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
 });
+
+/** Sent on every connect-token answer that was counted: a 200, a 429, and Benji's failures. */
+const rateLimitHeaders = {
+  'RateLimit-Limit': { description: 'Connect tokens allowed per minute (CONNECT_TOKEN_RATE_LIMIT)', schema: { type: 'integer' } },
+  'RateLimit-Remaining': { description: 'Calls left in the current window', schema: { type: 'integer' } },
+  'RateLimit-Reset': { description: 'Seconds until the window ends', schema: { type: 'integer' } },
+};
+const retryAfter = { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } };
+const otherMethods = 'Any other method on a path listed here answers 405 method_not_allowed with Allow; unknown paths answer 404.';
 
 export const connectTokenExamples = {
   request: {
@@ -54,7 +64,7 @@ export const problemExample = {
   type: 'about:blank',
   title: 'Invalid request',
   status: 400,
-  detail: 'mode: Invalid option',
+  detail: 'mode: must be one of "connect", "transfer", "redeem", or their numbers 1, 3, 4',
   code: 'invalid_request',
   requestId: '4f1c7a52-2f0e-4a43-9d7e-3d2b9c1e8a10',
 };
@@ -84,14 +94,19 @@ const components = (securitySchemes: object) => ({
 export function publicOpenApi(): object {
   return {
     openapi: '3.1.0',
-    info: { title: 'Token broker — public door', version: '1', description: 'Benji Connect tokens for signed-in frontend users.' },
+    info: {
+      title: 'Token broker — public door',
+      version: '1',
+      description: `Benji Connect tokens for signed-in frontend users. ${otherMethods}`,
+    },
     components: components({ userJwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } }),
     paths: {
       ...probes,
       '/v1/benji/connect-token': {
         post: {
           summary: 'Issue a Benji Connect token for the signed-in user',
-          description: 'The user id sent to Benji is the verified claim of the bearer JWT; partnership and API key are server-side.',
+          description:
+            'The user id sent to Benji is the verified claim of the bearer JWT; partnership and API key are server-side. The body is UTF-8 JSON. Only calls that pass the token and body checks count towards the rate limit.',
           security: [{ userJwt: [] }],
           requestBody: {
             required: true,
@@ -100,17 +115,20 @@ export function publicOpenApi(): object {
           responses: {
             '200': {
               description: 'A connect token (Cache-Control: no-store)',
+              headers: rateLimitHeaders,
               content: content(connectTokenResponse, connectTokenExamples.response),
             },
-            '400': problem('invalid_request: bad JSON, unknown or invalid fields, amount over the limit'),
+            '400': problem(
+              'invalid_request: empty body, not UTF-8, not JSON, not a JSON object, unknown or invalid fields, amount over the limit',
+            ),
             '401': problem('unauthenticated: missing, invalid or expired user token'),
-            '403': problem('mode_not_allowed'),
+            '403': problem('mode_not_allowed: the mode is not enabled for this partner'),
             '413': problem('payload_too_large: body over 16 KB'),
-            '415': problem('unsupported_media_type: body not JSON'),
-            '429': problem('rate_limited, with Retry-After'),
-            '502': problem('upstream_error'),
+            '415': problem('unsupported_media_type: body not application/json, or in a charset other than UTF-8'),
+            '429': problem('rate_limited', { ...retryAfter, ...rateLimitHeaders }),
+            '502': problem('upstream_error', rateLimitHeaders),
             '503': problem('upstream_throttled (with Retry-After) or auth_unavailable'),
-            '504': problem('upstream_timeout'),
+            '504': problem('upstream_timeout', rateLimitHeaders),
           },
         },
       },
@@ -140,7 +158,11 @@ export function internalOpenApi(): object {
   };
   return {
     openapi: '3.1.0',
-    info: { title: 'Token broker — internal door', version: '1', description: 'Starship Rewards for internal services; operations.' },
+    info: {
+      title: 'Token broker — internal door',
+      version: '1',
+      description: `Starship Rewards for internal services; operations. ${otherMethods}`,
+    },
     components: components({ serviceKey: { type: 'http', scheme: 'bearer', description: 'A key from INTERNAL_API_KEYS' } }),
     paths: {
       ...probes,
@@ -159,6 +181,7 @@ export function internalOpenApi(): object {
       '/v1/admin/starship/session/renew': {
         post: {
           summary: 'Force a fresh Starship login; with revokePrevious, log the old session out first (credential rotation)',
+          description: 'The body is UTF-8 JSON; no body at all means {} (a plain renewal). A body of any other type or charset is refused.',
           security: service,
           requestBody: {
             required: false,
@@ -166,8 +189,10 @@ export function internalOpenApi(): object {
           },
           responses: {
             '200': { description: 'The new session state', content: content(sessionStatusBody) },
-            '400': problem('invalid_request'),
+            '400': problem('invalid_request: not UTF-8, not JSON, not a JSON object, or fields other than revokePrevious'),
             ...denied,
+            '413': problem('payload_too_large: body over 1 KB'),
+            '415': problem('unsupported_media_type: body not application/json, or in a charset other than UTF-8'),
             '502': problem('upstream_error'),
             '503': problem('upstream_throttled, with Retry-After'),
           },

@@ -19,6 +19,9 @@ export const problemBody = z.object({
 export function sendProblem(req: Request, res: Response, error: AppError): void {
   res.locals.problem = error.code;
   if (error.status >= 500) res.locals.error = error;
+  // A 4xx is logged without its error, so why it was refused (e.g. a user token's audience) would
+  // be lost; its fixed-word reason goes on the request line. 5xx lines carry the whole error.
+  else if (typeof error.logFields?.reason === 'string') res.locals.reason = error.logFields.reason;
   if (error.retryAfterS !== undefined) res.setHeader('retry-after', String(error.retryAfterS));
   if (error.allow !== undefined) res.setHeader('allow', error.allow.join(', '));
   if (error.status === 401) res.setHeader('www-authenticate', 'Bearer');
@@ -55,6 +58,19 @@ export function toAppError(error: unknown): AppError {
   return new AppError('internal_error', 'Something went wrong on our side.', { cause: error });
 }
 
+/**
+ * A body that failed its schema, as one 400 whose detail names each field once (`amount: 1e20`
+ * broke two of zod's checks, and said so twice): the first message per field is the one kept.
+ */
+export function invalidRequest(error: z.ZodError): AppError {
+  const byField = new Map<string, string>();
+  for (const issue of error.issues) {
+    const field = issue.path.join('.') || 'body';
+    if (!byField.has(field)) byField.set(field, issue.message);
+  }
+  return new AppError('invalid_request', [...byField].map(([field, message]) => `${field}: ${message}`).join('; '));
+}
+
 export const problemHandler: ErrorRequestHandler = (error, req, res, _next) => {
   const appError = toAppError(error);
   if (res.headersSent) {
@@ -69,3 +85,16 @@ export const problemHandler: ErrorRequestHandler = (error, req, res, _next) => {
 export const notFound: RequestHandler = (_req, _res, next) => {
   next(new AppError('not_found', 'There is no such route on this port.'));
 };
+
+/**
+ * For a path that exists but not with this method: 405 with Allow, where a 404 would say the path
+ * is wrong. Registered with `route(path).all(…)` after the path's own routes, so it sees only the
+ * other methods. Express answers HEAD from a GET route, so a GET path allows HEAD too.
+ */
+export function methodNotAllowed(methods: readonly string[]): RequestHandler {
+  const allow = methods.includes('GET') && !methods.includes('HEAD') ? [...methods, 'HEAD'] : methods;
+  const detail = `This route takes ${allow.join(', ')} only.`;
+  return () => {
+    throw new AppError('method_not_allowed', detail, { allow });
+  };
+}

@@ -2,6 +2,7 @@ import cors from 'cors';
 import type { Express } from 'express';
 import { createDoorApp, type BaseAppOptions } from './base-app.js';
 import { connectTokenPath, connectTokenRoute, type ConnectTokenRouteDeps } from './connect-token-route.js';
+import { methodNotAllowed } from './problem.js';
 
 export interface PublicAppDeps extends Omit<BaseAppOptions, 'door'> {
   corsOrigins: readonly string[];
@@ -19,11 +20,13 @@ export function createPublicApp(deps: PublicAppDeps): Express {
           origin: [...deps.corsOrigins],
           methods: ['POST'],
           allowedHeaders: ['authorization', 'content-type'],
-          exposedHeaders: ['x-request-id', 'retry-after'],
+          // A browser app can read only the headers listed here: the rate-limit ones let it pace itself.
+          exposedHeaders: ['x-request-id', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'],
           maxAge: 600,
         }),
       );
     }
     app.post(connectTokenPath, connectTokenRoute(deps.connectToken));
+    app.route(connectTokenPath).all(methodNotAllowed(['POST']));
   });
 }

@@ -37,7 +37,7 @@ export function requestObservation({ logger, door, metrics }: { logger: Logger; 
 
     res.once('close', () => {
       const ms = performance.now() - startedAt;
-      const locals = res.locals as { route?: string; caller?: string; problem?: string; error?: unknown };
+      const locals = res.locals as { route?: string; caller?: string; problem?: string; reason?: string; error?: unknown };
       // Route patterns, not URLs, so the label set stays small and holds no ids.
       const route = (req.route as { path?: string } | undefined)?.path ?? locals.route ?? 'unmatched';
       metrics.observeRequest(door, route, req.method, res.statusCode, locals.caller ?? 'none', ms / 1000);
@@ -57,6 +57,7 @@ export function requestObservation({ logger, door, metrics }: { logger: Logger; 
       };
       if (locals.caller !== undefined) fields.caller = locals.caller;
       if (locals.problem !== undefined) fields.problem = locals.problem;
+      if (locals.reason !== undefined) fields.reason = locals.reason;
       if (error !== undefined) fields.err = error;
       if (aborted) fields.aborted = true;
       if (error !== undefined || res.statusCode >= 500) log.error(fields, 'request failed');

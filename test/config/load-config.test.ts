@@ -61,6 +61,7 @@ describe('loadConfig', () => {
       issuer: undefined,
       audience: undefined,
       userClaim: 'sub',
+      maxAgeS: 86_400,
     });
     expect(config.connectTokenRateLimit).toBe(30);
     expect(config.redis).toBeUndefined();
@@ -112,6 +113,12 @@ describe('loadConfig', () => {
     expect(config.frontendAuth).toEqual({ mode: 'none' });
     expect(ok({ ...required, TRUST_PROXY: 'true' }).http.trustProxy).toBe(true);
     expect(ok({ ...required, TRUST_PROXY: 'loopback, 10.0.0.0/8' }).http.trustProxy).toBe('loopback, 10.0.0.0/8');
+  });
+
+  it('bounds the lifetime a user token may claim with FRONTEND_JWT_MAX_AGE_S', () => {
+    expect(ok({ ...required, FRONTEND_JWT_MAX_AGE_S: '3600' }).frontendAuth).toMatchObject({ mode: 'jwt', maxAgeS: 3600 });
+    expect(problems({ ...required, FRONTEND_JWT_MAX_AGE_S: '10' })).toEqual(['FRONTEND_JWT_MAX_AGE_S: must be at least 60']);
+    expect(problems({ ...required, FRONTEND_JWT_MAX_AGE_S: '1d' })).toEqual(['FRONTEND_JWT_MAX_AGE_S: must be a whole number']);
   });
 
   it('treats empty values as unset, as a .env file with FOO= means', () => {

@@ -150,6 +150,67 @@ describe('POST /v1/benji/connect-token', () => {
     expect(benji.requests).toHaveLength(0);
   });
 
+  it.each([
+    ['a NUL', 'Reward\u0000Cookies'],
+    ['a tab', 'Reward\tCookies'],
+    ['a trailing newline (refused, not trimmed away)', 'Reward Cookies\n'],
+    ['DEL', 'Reward\u007fCookies'],
+    ['a C1 control', 'Reward\u0085Cookies'],
+    ['a right-to-left override', 'Reward \u202eseikooC'],
+    ['a left-to-right embedding', '\u202aReward'],
+    ['a bidi isolate', 'Reward \u2066Cookies\u2069'],
+    ['a zero-width space', 'Reward\u200bCookies'],
+    ['a zero-width joiner', 'Reward\u200dCookies'],
+    ['a word joiner', 'Reward\u2060Cookies'],
+    ['a byte-order mark inside', 'Reward\ufeffCookies'],
+    ['a line separator', 'Reward\u2028Cookies'],
+    ['a paragraph separator', 'Reward\u2029Cookies'],
+    ['a private-use character', 'Reward \ue000'],
+    ['an unassigned code point', 'Reward \u0378'],
+    ['a lone high surrogate', 'Reward \ud800'],
+    ['a lone low surrogate', '\udfffReward'],
+  ])('refuses a displayName with %s: 400 saying what is allowed, and never calls Benji', async (_name, displayName) => {
+    const res = await post({ mode: 'connect', displayName });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('invalid_request');
+    expect(res.body.detail).toMatch(/^displayName: must be a string of 1–100 printable characters \(letters, marks, digits, punctuation/);
+    expect(benji.requests).toHaveLength(0);
+  });
+
+  it('accepts printable display names in any script, with accents, emoji and spaces', async () => {
+    const names = ['Café Crème', 'Cookies & Co. – 50% off!', 'مكافآت الكوكيز', 'クッキー報酬', 'e\u0301clair', 'Cookie 🍪', 'Ünïcödé Ltd'];
+    for (const displayName of names) expect((await post({ mode: 'connect', displayName })).status, displayName).toBe(200);
+    expect(benji.requests.map((r) => (r.body as { display_name: string }).display_name)).toEqual(names);
+  });
+
+  it('says what is allowed, and reports each problem once', async () => {
+    const detail = async (body: unknown) => {
+      const res = await post(body);
+      expect(res.status).toBe(400);
+      return res.body.detail as string;
+    };
+    const modes = 'one of "connect", "transfer", "redeem", or their numbers 1, 3, 4';
+    expect(await detail({ mode: 'payout' })).toBe(`mode: must be ${modes}`);
+    expect(await detail({ mode: 2 })).toBe(`mode: must be ${modes}`);
+    expect(await detail({})).toBe(`mode: is required: ${modes}`);
+    // 1e20 is over both the safe-integer range and the partner's maximum: one field, one message.
+    expect(await detail({ mode: 'transfer', amount: 1e20 })).toBe('amount: must be a whole number from 1 to 5000');
+    expect(await detail({ mode: 'transfer', amount: 5001 })).toBe('amount: must be a whole number from 1 to 5000');
+    expect(await detail({ mode: 'transfer', amount: 0 })).toBe('amount: must be a whole number from 1 to 5000');
+    expect(await detail({ mode: 'transfer', amount: '10' })).toBe('amount: must be a whole number from 1 to 5000');
+    expect(await detail({ mode: 'connect', displayName: '\u0000'.repeat(200) })).toMatch(
+      /^displayName: must be a string of 1–100 printable/,
+    );
+    expect(await detail({ mode: 'transfer', amount: 10, allowsEditing: 'no' })).toBe('allowsEditing: must be true or false');
+    expect(await detail({ mode: 'connect', user_external_id: 'someone-else' })).toBe(
+      'body: unknown field "user_external_id"; the fields are mode, displayName, amount, allowsEditing',
+    );
+    expect(await detail({ mode: 'payout', amount: -1, extra: 1 })).toBe(
+      `mode: must be ${modes}; amount: must be a whole number from 1 to 5000; body: unknown field "extra"; the fields are mode, displayName, amount, allowsEditing`,
+    );
+    expect(benji.requests).toHaveLength(0);
+  });
+
   it('answers 403 mode_not_allowed for a mode the partner has not enabled', async () => {
     const restricted = buildBroker({ BENJI_BASE_URL: benji.url, BENJI_ALLOWED_MODES: 'connect,redeem' });
     try {
@@ -160,6 +221,7 @@ describe('POST /v1/benji/connect-token', () => {
         .send({ mode: 3, amount: 5 });
       expect(res.status).toBe(403);
       expect(res.body.code).toBe('mode_not_allowed');
+      expect(res.body.detail).toBe('Mode transfer is not enabled for this partner; the enabled modes are connect (1), redeem (4).');
       expect(benji.requests).toHaveLength(0);
     } finally {
       await restricted.close();

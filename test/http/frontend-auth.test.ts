@@ -1,10 +1,11 @@
-import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
+import { generateKeyPair, SignJWT, UnsecuredJWT, type JWTPayload } from 'jose';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
 import { startFakeBenji } from '../support/fakes.js';
 import { benjiApiKey, buildBroker, type TestBroker } from '../support/broker.js';
 import { jwtSecret, signUserToken, startJwksServer, type JwksServer } from '../support/jwt.js';
+import { secret } from '../support/secrets.js';
 
 let benji: FakeBenji;
 let jwks: JwksServer;
@@ -166,5 +167,122 @@ describe('verified-token cache', () => {
     expect(metrics).toContain('broker_user_token_checks_total{outcome="verified"} 1');
     expect(metrics).toContain('broker_user_token_checks_total{outcome="cached"} 2');
     expect(metrics).toContain('broker_user_token_checks_total{outcome="rejected"} 2');
+  });
+});
+
+describe('why a user token was refused', () => {
+  const key = new TextEncoder().encode(jwtSecret);
+  let sequence = 0;
+
+  /** Calls with a request id, and returns the answer with the request line the broker logged for it. */
+  async function refusal(built: TestBroker, authorization: string | undefined) {
+    const requestId = `refusal-${++sequence}`;
+    const call = request(built.broker.publicApp).post('/v1/benji/connect-token').set('x-request-id', requestId);
+    if (authorization !== undefined) call.set('authorization', authorization);
+    const res = await call.send({ mode: 'connect' });
+    const line = built.logs.entries().find((entry) => entry.requestId === requestId && entry.msg === 'request completed');
+    return { res, line };
+  }
+
+  it('writes the reason on the request line at info, while the caller gets the same 401 as before', async () => {
+    const built = buildBroker({
+      BENJI_BASE_URL: benji.url,
+      FRONTEND_JWKS_URL: jwks.url,
+      FRONTEND_JWT_ISSUER: 'https://id.example.com',
+      FRONTEND_JWT_AUDIENCE: 'rewards-app',
+    });
+    brokers.push(built);
+    const claims = { sub: 'user-reason', iss: 'https://id.example.com', aud: 'rewards-app' };
+    const now = Math.floor(Date.now() / 1000);
+    const stranger = await generateKeyPair('RS256');
+    const cases: Array<[string, string]> = [
+      ['bad_signature', await signUserToken(claims, { key: new TextEncoder().encode('another-secret-that-is-long-enough-0000') })],
+      ['expired', await signUserToken(claims, { expiresInS: -120 })],
+      ['not_yet_valid', await signUserToken(claims, { notBeforeS: 120 })],
+      ['wrong_audience', await signUserToken({ ...claims, aud: 'other-app-audience' })],
+      ['wrong_issuer', await signUserToken({ ...claims, iss: 'https://other-issuer.example.com' })],
+      ['missing_aud', await signUserToken({ sub: 'user-reason', iss: 'https://id.example.com' })],
+      ['missing_exp', secret(await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt(now).sign(key))],
+      ['no_matching_key', await signUserToken(claims, { alg: 'RS256', key: stranger.privateKey, kid: 'unknown-kid' })],
+      ['bad_signature', await signUserToken(claims, { alg: 'RS256', key: stranger.privateKey, kid: 'rsa-1' })],
+      ['algorithm_not_accepted', new UnsecuredJWT(claims).setExpirationTime('5m').encode()],
+      ['algorithm_not_accepted', await signUserToken(claims, { alg: 'HS384' })],
+      ['malformed', 'not-a-jwt'],
+      [
+        'invalid_exp',
+        secret(await new SignJWT({ ...claims, exp: 'tomorrow' } as unknown as JWTPayload).setProtectedHeader({ alg: 'HS256' }).sign(key)),
+      ],
+    ];
+    for (const [reason, token] of cases) {
+      const { res, line } = await refusal(built, `Bearer ${token}`);
+      expect(res.status, reason).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+      expect(res.body, reason).toMatchObject({ code: 'unauthenticated', detail: 'The user token is not valid.' });
+      expect(JSON.stringify(res.body)).not.toContain(reason);
+      expect(line, reason).toMatchObject({ level: 'info', status: 401, problem: 'unauthenticated', reason });
+    }
+
+    expect((await refusal(built, undefined)).line?.reason).toBe('no_bearer_token');
+    const anonymousClaims = await signUserToken({ iss: 'https://id.example.com', aud: 'rewards-app' });
+    const noUser = await refusal(built, `Bearer ${anonymousClaims}`);
+    expect(noUser.res.status).toBe(401);
+    expect(noUser.line?.reason).toBe('no_user_claim');
+    expect(benji.requests).toHaveLength(0);
+
+    // The reason names the check, never a value from the token.
+    expect(built.logs.text()).not.toMatch(/other-app-audience|other-issuer|user-reason|tomorrow/);
+  });
+});
+
+describe('tokens with an absurd lifetime', () => {
+  const key = new TextEncoder().encode(jwtSecret);
+  const nowS = 2_000_000_000;
+  const sign = (claims: { iat?: number; exp: number }) =>
+    new SignJWT({ sub: 'long-lived', ...claims })
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(key)
+      .then((token) => `Bearer ${secret(token)}`);
+
+  function fixedClockBroker(env: Record<string, string> = {}) {
+    const built = buildBroker({ BENJI_BASE_URL: benji.url, ...env }, { clock: () => nowS * 1000 });
+    brokers.push(built);
+    return built;
+  }
+  const reasonOf = (built: TestBroker, requestId: string) =>
+    built.logs.entries().find((entry) => entry.requestId === requestId && entry.msg === 'request completed')?.reason;
+  const call = (built: TestBroker, authorization: string, requestId: string) =>
+    request(built.broker.publicApp)
+      .post('/v1/benji/connect-token')
+      .set('authorization', authorization)
+      .set('x-request-id', requestId)
+      .send({ mode: 'connect' });
+
+  it('refuses an exp more than FRONTEND_JWT_MAX_AGE_S (default 24 h) after iat, or after now without iat', async () => {
+    const built = fixedClockBroker();
+    const day = 86_400;
+    expect((await call(built, await sign({ iat: nowS, exp: nowS + day }), 'life-1')).status).toBe(200);
+    expect((await call(built, await sign({ iat: nowS, exp: nowS + day + 1 }), 'life-2')).status).toBe(401);
+    expect(reasonOf(built, 'life-2')).toBe('lifetime_too_long');
+    // Issued two days ago and still valid for an hour: it claimed a 49-hour life.
+    expect((await call(built, await sign({ iat: nowS - 2 * day, exp: nowS + 3600 }), 'life-3')).status).toBe(401);
+    expect(reasonOf(built, 'life-3')).toBe('lifetime_too_long');
+    // Without iat the lifetime counts from now.
+    expect((await call(built, await sign({ exp: nowS + day }), 'life-4')).status).toBe(200);
+    expect((await call(built, await sign({ exp: nowS + 10 * 365 * day }), 'life-5')).status).toBe(401);
+    expect(reasonOf(built, 'life-5')).toBe('lifetime_too_long');
+  });
+
+  it('refuses an iat in the future beyond the 30 s tolerance', async () => {
+    const built = fixedClockBroker();
+    expect((await call(built, await sign({ iat: nowS + 30, exp: nowS + 600 }), 'iat-1')).status).toBe(200);
+    expect((await call(built, await sign({ iat: nowS + 31, exp: nowS + 600 }), 'iat-2')).status).toBe(401);
+    expect(reasonOf(built, 'iat-2')).toBe('issued_in_future');
+  });
+
+  it('takes the bound from FRONTEND_JWT_MAX_AGE_S', async () => {
+    const built = fixedClockBroker({ FRONTEND_JWT_MAX_AGE_S: '3600' });
+    expect((await call(built, await sign({ iat: nowS, exp: nowS + 3600 }), 'max-1')).status).toBe(200);
+    expect((await call(built, await sign({ iat: nowS, exp: nowS + 3601 }), 'max-2')).status).toBe(401);
+    expect(reasonOf(built, 'max-2')).toBe('lifetime_too_long');
   });
 });

@@ -29,13 +29,14 @@ interface Layer {
   rawPath?: string;
 }
 
-/** Every (method, path) the Express app answers, read from its router; mounted handlers become `{path}`. */
+/** Every (method, path) the Express app serves, read from its router; mounted handlers become `{path}`. */
 function routesOf(app: Express): string[] {
   const found = new Set<string>();
   const walk = (stack: Layer[]) => {
     for (const layer of stack) {
       if (layer.route !== undefined) {
-        for (const method of Object.keys(layer.route.methods)) found.add(`${method} ${layer.route.path}`);
+        // `_all` is methodNotAllowed: the 405 for the methods a path does not take, not an operation.
+        for (const method of Object.keys(layer.route.methods)) if (method !== '_all') found.add(`${method} ${layer.route.path}`);
       } else if (layer.handle.stack !== undefined) {
         walk(layer.handle.stack);
       } else if (layer.rawPath !== undefined && layer.rawPath !== '/') {

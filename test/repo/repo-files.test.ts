@@ -138,5 +138,5 @@ describe('container files', () => {
     } finally {
       rmSync(outDir, { recursive: true, force: true });
     }
-  });
+  }, 90_000); // a whole tsc build: tens of seconds on a busy shared machine
 });

@@ -1,5 +1,39 @@
 import { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
 import { AppError } from '../errors.js';
+
+/**
+ * The most of one upstream reply the broker holds in memory (Benji's connect reply, Starship's auth
+ * replies, error bodies read for the log). Real replies are a few hundred bytes; without a cap one
+ * huge or endless reply could exhaust the heap that both doors share.
+ */
+export const replyLimitBytes = 64 * 1024;
+
+/**
+ * Reads a reply body as UTF-8 text, at most `limitBytes` of it. Past the cap it answers `undefined`
+ * and destroys the body, which makes undici destroy the connection: draining an endless body would
+ * hold the connection (and the call) until its deadline.
+ */
+export async function readCapped(
+  body: Readable,
+  contentLength: string | string[] | undefined,
+  limitBytes = replyLimitBytes,
+): Promise<string | undefined> {
+  const declared = Number(Array.isArray(contentLength) ? contentLength[0] : contentLength);
+  if (declared > limitBytes) {
+    body.destroy();
+    return undefined;
+  }
+  const chunks: Buffer[] = [];
+  let received = 0;
+  // Leaving the loop early (return) destroys the stream.
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    received += chunk.length;
+    if (received > limitBytes) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 /** No answer in time. A connect timeout is not one of them: the connection failed, which is a 502. */
 const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);

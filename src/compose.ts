@@ -52,7 +52,7 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
   const redis: Redis | undefined =
     config.redis === undefined ? undefined : createRedisClient(config.redis.url, logger, () => metrics.redisError('connection'));
   const clock = overrides.clock ?? systemClock;
-  const benji = createBenjiClient({ ...config.benji, metrics });
+  const benji = createBenjiClient({ ...config.benji, metrics, clock });
   const starship = createStarshipClient({ ...config.starship, clock, metrics });
   const tokens = createTokenManager({
     metrics,
@@ -113,7 +113,7 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
     ...shared,
     readiness: readiness('internal'),
     openapi: internalOpenApi(),
-    starshipProxy: { starship, tokens, allow: config.starship.proxyAllow, identifyService },
+    starshipProxy: { starship, tokens, allow: config.starship.proxyAllow, identifyService, clock },
     admin: { tokens, authorize: [internalAuth(identifyService), requireAdmin(config.internalAuth.adminCallers)] },
   });
 

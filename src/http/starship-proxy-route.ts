@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import express, { type Request, type RequestHandler, type Response } from 'express';
+import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { ServiceIdentifier } from './internal-auth.js';
 import type { TokenManager } from '../tokens/token-manager.js';
@@ -14,6 +15,7 @@ export interface StarshipProxyDeps {
   tokens: TokenManager;
   allow: readonly string[];
   identifyService: ServiceIdentifier;
+  clock: Clock;
 }
 
 export const starshipMountPath = '/v1/starship';
@@ -36,7 +38,7 @@ const rawBody = express.raw({ type: () => true, limit: '1mb' });
  * (service key, method, path, body, forward) are calls in one handler, not layers: every layer is
  * paid for on every proxied call.
  */
-export function starshipProxy({ starship, tokens, allow, identifyService }: StarshipProxyDeps): RequestHandler {
+export function starshipProxy({ starship, tokens, allow, identifyService, clock }: StarshipProxyDeps): RequestHandler {
   return async (req, res) => {
     res.locals.route = `${starshipMountPath}/{path}`;
     res.locals.caller = identifyService(req.headers.authorization);
@@ -65,7 +67,7 @@ export function starshipProxy({ starship, tokens, allow, identifyService }: Star
     }
 
     res.status(upstream.statusCode);
-    for (const [name, value] of Object.entries(downstreamResponseHeaders(upstream.headers))) res.setHeader(name, value);
+    for (const [name, value] of Object.entries(downstreamResponseHeaders(upstream.headers, clock))) res.setHeader(name, value);
     try {
       await relay(upstream.body, res);
     } catch (error) {

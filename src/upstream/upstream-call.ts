@@ -71,13 +71,22 @@ export function parseJson(text: string): unknown {
   }
 }
 
-/** Seconds from a Retry-After header (delta-seconds or HTTP date); undefined when absent or unreadable. */
+/** The longest wait the broker passes on from an upstream's Retry-After (15 min). */
+export const maxRetryAfterS = 15 * 60;
+
+/**
+ * Seconds from a Retry-After header (delta-seconds or HTTP date), at most `maxRetryAfterS`: an
+ * upstream's absurd value must not tell our callers to go away for days. Undefined when absent or
+ * unreadable (a negative number included).
+ */
 export function retryAfterSeconds(header: string | string[] | undefined, nowMs: number): number | undefined {
   const value = Array.isArray(header) ? header[0] : header;
   if (value === undefined || value.trim() === '') return undefined;
-  if (/^\s*\d+\s*$/.test(value)) return Number(value);
+  if (/^\s*\d+\s*$/.test(value)) return Math.min(Number(value), maxRetryAfterS);
+  // Date.parse reads some bare numbers ("-5") as years: only a date with a name in it is a date.
+  if (!/[a-z]/i.test(value)) return undefined;
   const date = Date.parse(value);
-  return Number.isFinite(date) ? Math.max(0, Math.ceil((date - nowMs) / 1000)) : undefined;
+  return Number.isFinite(date) ? Math.min(Math.max(0, Math.ceil((date - nowMs) / 1000)), maxRetryAfterS) : undefined;
 }
 
 /**

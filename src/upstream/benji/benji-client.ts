@@ -1,5 +1,6 @@
 import { Pool } from 'undici';
 import { z } from 'zod';
+import { systemClock, type Clock } from '../../clock.js';
 import { AppError } from '../../errors.js';
 import { noMetrics, type UpstreamMetrics } from '../../observability/metrics.js';
 import { Cancellation, outcomeOf, parseJson, readCapped, replyLimitBytes, retryAfterSeconds, transportError } from '../upstream-call.js';
@@ -31,6 +32,7 @@ export interface BenjiClientOptions {
   partnershipId: string;
   timeoutMs: number;
   metrics?: UpstreamMetrics;
+  clock?: Clock;
 }
 
 const successBody = z.object({
@@ -54,6 +56,7 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
     bodyTimeout: options.timeoutMs,
   });
   const connectPath = `${base.pathname.replace(/\/+$/, '')}/auth/connect`;
+  const clock = options.clock ?? systemClock;
   const oversized = `reply over ${replyLimitBytes} bytes`;
 
   return {
@@ -111,7 +114,7 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
         const benjiError = parsedError.success ? (parsedError.data.error ?? parsedError.data.code) : undefined;
         const logFields = { upstream: 'benji', upstreamStatus: response.statusCode, benjiError, ...(tooLarge && { reason: oversized }) };
         if (response.statusCode === 429) {
-          const retryAfterS = retryAfterSeconds(response.headers['retry-after'], Date.now()) ?? 60;
+          const retryAfterS = retryAfterSeconds(response.headers['retry-after'], clock()) ?? 60;
           throw new AppError('upstream_throttled', 'Benji is throttling requests; try again later.', { retryAfterS, logFields });
         }
         const detail =

@@ -35,6 +35,20 @@ export async function readCapped(
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** How much upstream text (an error name or id) a log line carries. */
+export const upstreamTextLimit = 100;
+
+/**
+ * Text an upstream sent, made fit for a log line: never trusted, it may echo our credentials back.
+ * Configured secrets are scrubbed first (so that the cut cannot leave part of one behind), then it
+ * is cut to `upstreamTextLimit` characters. Anything but a string is dropped.
+ */
+export function upstreamText(value: unknown, scrub: (text: string) => string): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const clean = scrub(value);
+  return clean.length > upstreamTextLimit ? `${clean.slice(0, upstreamTextLimit)}…` : clean;
+}
+
 /** No answer in time. A connect timeout is not one of them: the connection failed, which is a 502. */
 const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 

@@ -3,7 +3,17 @@ import { z } from 'zod';
 import { systemClock, type Clock } from '../../clock.js';
 import { AppError } from '../../errors.js';
 import { noMetrics, type UpstreamMetrics } from '../../observability/metrics.js';
-import { Cancellation, outcomeOf, parseJson, readCapped, replyLimitBytes, retryAfterSeconds, transportError } from '../upstream-call.js';
+import { noScrub, type Scrub } from '../../observability/secret-scrubber.js';
+import {
+  Cancellation,
+  outcomeOf,
+  parseJson,
+  readCapped,
+  replyLimitBytes,
+  retryAfterSeconds,
+  transportError,
+  upstreamText,
+} from '../upstream-call.js';
 
 /** Benji's numeric connect modes (there is no 2). */
 export const benjiModeNumbers = { connect: 1, transfer: 3, redeem: 4 } as const;
@@ -33,6 +43,8 @@ export interface BenjiClientOptions {
   timeoutMs: number;
   metrics?: UpstreamMetrics;
   clock?: Clock;
+  /** Removes configured secrets from text Benji sent, before it is logged. */
+  scrub?: Scrub;
 }
 
 const successBody = z.object({
@@ -57,6 +69,7 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
   });
   const connectPath = `${base.pathname.replace(/\/+$/, '')}/auth/connect`;
   const clock = options.clock ?? systemClock;
+  const scrub = options.scrub ?? noScrub;
   const oversized = `reply over ${replyLimitBytes} bytes`;
 
   return {
@@ -111,7 +124,7 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
       // costs the error id, not the meaning.
       if (response.statusCode !== 200) {
         const parsedError = errorBody.safeParse(payload);
-        const benjiError = parsedError.success ? (parsedError.data.error ?? parsedError.data.code) : undefined;
+        const benjiError = parsedError.success ? upstreamText(parsedError.data.error ?? parsedError.data.code, scrub) : undefined;
         const logFields = { upstream: 'benji', upstreamStatus: response.statusCode, benjiError, ...(tooLarge && { reason: oversized }) };
         if (response.statusCode === 429) {
           const retryAfterS = retryAfterSeconds(response.headers['retry-after'], clock()) ?? 60;

@@ -4,7 +4,17 @@ import type { Clock } from '../../clock.js';
 import { AppError } from '../../errors.js';
 import type { TokenSet } from '../../tokens/token-set.js';
 import { noMetrics, type UpstreamMetrics } from '../../observability/metrics.js';
-import { isTimeout, outcomeOf, parseJson, readCapped, retryAfterSeconds, transportError, type Cancellation } from '../upstream-call.js';
+import { noScrub, type Scrub } from '../../observability/secret-scrubber.js';
+import {
+  isTimeout,
+  outcomeOf,
+  parseJson,
+  readCapped,
+  retryAfterSeconds,
+  transportError,
+  upstreamText,
+  type Cancellation,
+} from '../upstream-call.js';
 
 /** Why a login or refresh did not produce tokens; the token manager decides what each means. */
 export type AuthFailure =
@@ -44,6 +54,8 @@ export interface StarshipClientOptions {
   timeoutMs: number;
   clock: Clock;
   metrics?: UpstreamMetrics;
+  /** Removes configured secrets from text Starship sent, before it is logged. */
+  scrub?: Scrub;
 }
 
 const tokenFields = z.object({
@@ -62,6 +74,7 @@ const errorReply = z
 export function createStarshipClient(options: StarshipClientOptions): StarshipClient {
   const origin = new URL(options.baseUrl).origin;
   const metrics = options.metrics ?? noMetrics;
+  const scrub = options.scrub ?? noScrub;
   const poolOptions = {
     keepAliveTimeout: 30_000,
     connect: { timeout: options.timeoutMs },
@@ -127,7 +140,7 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
       return { ok: false, failure: { kind: 'throttled', retryAfterS: retryAfterSeconds(headers['retry-after'], options.clock()) } };
     }
     if (status === 400 || status === 401 || status === 403)
-      return { ok: false, failure: { kind: 'rejected', status, error: errorName(payload) } };
+      return { ok: false, failure: { kind: 'rejected', status, error: upstreamText(errorName(payload), scrub) } };
     return { ok: false, failure: { kind: 'unavailable', timeout: false, status, maybeProcessed: false } };
   }
 

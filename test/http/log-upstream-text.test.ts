@@ -5,8 +5,10 @@ import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-sta
 import { baseEnv, benjiApiKey, buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
 import { startFakeBenji } from '../support/fakes.js';
 import { jwtSecret, signUserToken } from '../support/jwt.js';
-import { deleteKeys, inspectRedis, uniquePrefix } from '../support/redis.js';
+import { startPrivateRedis, type PrivateRedis } from '../support/private-redis.js';
+import { uniquePrefix } from '../support/redis.js';
 import { secret } from '../support/secrets.js';
+import { until } from '../support/until.js';
 
 /**
  * What an upstream says in an error is never trusted: it is logged cut to 100 characters and with
@@ -14,8 +16,6 @@ import { secret } from '../support/secrets.js';
  * The fakes here echo them; no log line may hold any of them, or any long piece of one.
  */
 const redisPassword = secret('redis-password-for-the-scrub-test-5e0c');
-const prefixes: string[] = [];
-const inspect = inspectRedis();
 const configured = {
   benjiApiKey,
   starshipUsername,
@@ -29,31 +29,29 @@ const configured = {
 
 let benji: FakeBenji;
 let starship: FakeStarship;
+let redisServer: PrivateRedis;
 const brokers: TestBroker[] = [];
 
 beforeAll(async () => {
   benji = await startFakeBenji({ apiKey: benjiApiKey });
   starship = await startFakeStarship({ username: starshipUsername, password: starshipPassword });
+  redisServer = await startPrivateRedis({ password: redisPassword });
 });
 afterAll(async () => {
   await Promise.all(brokers.map((b) => b.close()));
   await benji.close();
   await starship.close();
-  for (const prefix of prefixes) await deleteKeys(inspect, prefix);
-  await inspect.quit();
+  await redisServer.stop();
 });
 
 /** A broker with every kind of secret configured, Redis (with a password in its URL) included. */
 function broker(): TestBroker {
-  // A prefix of its own: a login cooldown one test provokes must not reach the next.
-  const prefix = uniquePrefix();
-  prefixes.push(prefix);
   const built = buildBroker({
     BENJI_BASE_URL: benji.url,
     STARSHIP_BASE_URL: starship.url,
-    // The test Redis has no password; it accepts (and ignores) one.
-    REDIS_URL: `redis://:${redisPassword}@127.0.0.1:6379`,
-    REDIS_KEY_PREFIX: prefix,
+    REDIS_URL: redisServer.url,
+    // A prefix of its own: a login cooldown one test provokes must not reach the next.
+    REDIS_KEY_PREFIX: uniquePrefix(),
     LOG_LEVEL: 'debug',
   });
   brokers.push(built);
@@ -142,6 +140,8 @@ describe('Starship error text', () => {
 describe('the last pass over every log line', () => {
   it('scrubs a configured secret that reached a line by any other way (here: a service put one in its query)', async () => {
     const b = broker();
+    // The password in REDIS_URL is a real one: the private Redis requires it.
+    await until(async () => (await request(b.broker.internalApp).get('/readyz')).body.checks.redis === 'ok', 'Redis authenticated');
     const res = await proxied(b, `?q=${encodeURIComponent(benjiApiKey)}&page=2`);
     expect(res.status).toBe(200);
     expect((lineOf(b, res.headers['x-request-id'] as string) as { url?: string }).url).toBe(

@@ -26,8 +26,11 @@ const credentialName = /key|token|secret|pass|pwd|sig|code|auth|session|credenti
 /** The URL as logged: values of credential-like query parameters become `[redacted]`, names stay. */
 function loggedUrl(url: string, queryAt = url.indexOf('?')): string {
   if (queryAt === -1) return url;
+  const query = url.slice(queryAt + 1);
+  // Every name is part of the query: when nothing in it matches (and nothing is encoded), none does.
+  if (!credentialName.test(query) && !query.includes('%')) return url;
   // `;` separates parameters for some servers: a value after one is judged by its own name.
-  const params = url.slice(queryAt + 1).split(/([&;])/);
+  const params = query.split(/([&;])/);
   for (let i = 0; i < params.length; i += 2) {
     const param = params[i] ?? '';
     const equals = param.indexOf('=');
@@ -37,6 +40,7 @@ function loggedUrl(url: string, queryAt = url.indexOf('?')): string {
 }
 
 function decodedName(name: string): string {
+  if (!name.includes('%')) return name;
   try {
     return decodeURIComponent(name.replaceAll('+', ' '));
   } catch {

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { z } from 'zod';
 import { errorCatalog } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { problemBody } from './problem.js';
 import { proxiedMethods } from './starship-proxy-route.js';
-import type { z } from 'zod';
 
 /**
  * A listener for the internal door's server 'connect' event. CONNECT never reaches an Express app:

@@ -21,6 +21,8 @@ export async function readCapped(
 ): Promise<string | undefined> {
   const declared = Number(Array.isArray(contentLength) ? contentLength[0] : contentLength);
   if (declared > limitBytes) {
+    // Nothing else listens to this body: its abort must not surface as an unhandled 'error'.
+    body.on('error', () => undefined);
     body.destroy();
     return undefined;
   }

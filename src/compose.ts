@@ -1,5 +1,6 @@
 import type { Express } from 'express';
 import type { Redis } from 'ioredis';
+import type { DestinationStream } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load-config.js';
 import type { Readiness } from './http/base-app.js';
@@ -12,6 +13,7 @@ import { createPublicApp } from './http/public-app.js';
 import type { Door } from './http/request-logging.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import { createSecretScrubber } from './observability/secret-scrubber.js';
 import { createRedisClient } from './redis.js';
 import { createBenjiClient } from './upstream/benji/benji-client.js';
 import { createMemoryTokenStore } from './tokens/memory-token-store.js';
@@ -24,6 +26,8 @@ import { createStarshipClient } from './upstream/starship/starship-client.js';
 /** Stand-ins a test may pass instead of what the config would build. */
 export interface BrokerOverrides {
   logger?: Logger;
+  /** Where the broker's own logger (scrubbing included) writes, instead of stdout. */
+  logDestination?: DestinationStream;
   clock?: Clock;
   /** Jitter source for renewal backoff. */
   random?: () => number;
@@ -47,13 +51,20 @@ export interface Broker {
 
 /** The composition root: every collaborator is built here, by hand, from the config. */
 export function createBroker(config: Config, overrides: BrokerOverrides = {}): Broker {
-  const logger = overrides.logger ?? createLogger({ level: config.logLevel });
+  const scrubber = createSecretScrubber(configuredSecrets(config));
+  const logger =
+    overrides.logger ??
+    createLogger({
+      level: config.logLevel,
+      scrubLine: scrubber.line,
+      ...(overrides.logDestination !== undefined && { destination: overrides.logDestination }),
+    });
   const metrics = createMetrics();
   const redis: Redis | undefined =
     config.redis === undefined ? undefined : createRedisClient(config.redis.url, logger, () => metrics.redisError('connection'));
   const clock = overrides.clock ?? systemClock;
-  const benji = createBenjiClient({ ...config.benji, metrics });
-  const starship = createStarshipClient({ ...config.starship, clock, metrics });
+  const benji = createBenjiClient({ ...config.benji, metrics, clock, scrub: scrubber.text });
+  const starship = createStarshipClient({ ...config.starship, clock, metrics, scrub: scrubber.text });
   const tokens = createTokenManager({
     metrics,
     auth: starship,
@@ -115,7 +126,7 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
     ...shared,
     readiness: readiness('internal'),
     openapi: internalOpenApi(),
-    starshipProxy: { starship, tokens, allow: config.starship.proxyAllow, identifyService },
+    starshipProxy: { starship, tokens, allow: config.starship.proxyAllow, identifyService, clock },
     admin: { tokens, authorize: [internalAuth(identifyService), requireAdmin(config.internalAuth.adminCallers)] },
   });
 
@@ -144,4 +155,31 @@ function tokenStore(config: Config, redis: Redis | undefined, clock: Clock, logg
     return createMemoryTokenStore(clock);
   }
   return createRedisTokenStore({ redis, keyPrefix: config.redis.keyPrefix, cipher: createTokenCipher(config.tokenEncryptionKey), clock });
+}
+
+/**
+ * Every secret value of the configuration, in the forms it could take in text: what an upstream
+ * sends back is scrubbed of these before it is logged, and so is every log line.
+ */
+function configuredSecrets(config: Config): string[] {
+  const secrets = [config.benji.apiKey, config.starship.username, config.starship.password];
+  if (config.frontendAuth.mode === 'jwt' && config.frontendAuth.secret !== undefined) secrets.push(config.frontendAuth.secret);
+  for (const { key } of config.internalAuth.keys) secrets.push(key);
+  const encryptionKey = config.tokenEncryptionKey;
+  if (encryptionKey !== undefined) {
+    // The variable may have been written padded or not, in base64 or base64url.
+    const base64 = encryptionKey.toString('base64');
+    secrets.push(base64, base64.replace(/=+$/, ''), encryptionKey.toString('base64url'));
+  }
+  const redisPassword = config.redis === undefined ? '' : new URL(config.redis.url).password;
+  if (redisPassword !== '') secrets.push(redisPassword, decodedOrSame(redisPassword));
+  return secrets;
+}
+
+function decodedOrSame(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }

@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Broker } from './compose.js';
 import type { Config } from './config/load-config.js';
+import { refuseConnect } from './http/connect-refusal.js';
 
 export interface RunningBroker {
   readonly publicPort: number;
@@ -17,6 +18,7 @@ export interface RunningBroker {
 export async function serve(broker: Broker, http: Config['http']): Promise<RunningBroker> {
   const publicServer = createServer(broker.publicApp);
   const internalServer = createServer(broker.internalApp);
+  internalServer.on('connect', refuseConnect(broker.logger));
   await listen(publicServer, http.publicPort, http.host);
   try {
     await listen(internalServer, http.internalPort, http.host);

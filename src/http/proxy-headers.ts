@@ -1,4 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Clock } from '../clock.js';
+import { retryAfterSeconds } from '../upstream/upstream-call.js';
 
 /** What a service may tell Starship. Credentials, cookies and everything else stay behind. */
 const forwardedRequestHeaders = [
@@ -58,12 +60,18 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, requestId:
   return out;
 }
 
-export function downstreamResponseHeaders(upstream: IncomingHttpHeaders): Record<string, string | string[]> {
+export function downstreamResponseHeaders(upstream: IncomingHttpHeaders, clock: Clock): Record<string, string | string[]> {
   const excluded = namedInConnection(upstream);
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(upstream)) {
     const lower = name.toLowerCase();
     if (value === undefined || hopByHop.has(lower) || droppedResponseHeaders.has(lower) || excluded.has(lower)) continue;
+    if (lower === 'retry-after') {
+      // Starship's throttling advice, in seconds and at most 15 min; one we cannot read is dropped.
+      const seconds = retryAfterSeconds(value, clock());
+      if (seconds !== undefined) out[lower] = String(seconds);
+      continue;
+    }
     out[lower] = value;
   }
   return out;

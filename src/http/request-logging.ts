@@ -16,6 +16,38 @@ declare module 'http' {
 const saneRequestId = /^[A-Za-z0-9._:-]{1,128}$/;
 const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
 
+/**
+ * Query parameter names that may carry a credential, matched anywhere in the decoded name and in
+ * any case (`apiKey`, `x-api-key`, `access_token`, `X-Amz-Signature`). Broad on purpose: a
+ * redacted `country_code` costs a little debugging, a logged key costs a rotation.
+ */
+const credentialName = /key|token|secret|pass|pwd|sig|code|auth|session|credential|cookie|jwt|bearer/i;
+
+/** The URL as logged: values of credential-like query parameters become `[redacted]`, names stay. */
+function loggedUrl(url: string, queryAt = url.indexOf('?')): string {
+  if (queryAt === -1) return url;
+  const query = url.slice(queryAt + 1);
+  // Every name is part of the query: when nothing in it matches (and nothing is encoded), none does.
+  if (!credentialName.test(query) && !query.includes('%')) return url;
+  // `;` separates parameters for some servers: a value after one is judged by its own name.
+  const params = query.split(/([&;])/);
+  for (let i = 0; i < params.length; i += 2) {
+    const param = params[i] ?? '';
+    const equals = param.indexOf('=');
+    if (equals !== -1 && credentialName.test(decodedName(param.slice(0, equals)))) params[i] = `${param.slice(0, equals)}=[redacted]`;
+  }
+  return `${url.slice(0, queryAt + 1)}${params.join('')}`;
+}
+
+function decodedName(name: string): string {
+  if (!name.includes('%')) return name;
+  try {
+    return decodeURIComponent(name.replaceAll('+', ' '));
+  } catch {
+    return name;
+  }
+}
+
 export type Door = 'public' | 'internal';
 
 /**
@@ -50,7 +82,7 @@ export function requestObservation({ logger, door, metrics }: { logger: Logger; 
       const fields: Record<string, unknown> = {
         requestId: id,
         method: req.method,
-        url,
+        url: loggedUrl(url, queryAt),
         status: res.statusCode,
         responseTime: Math.round(ms),
         userAgent: req.headers['user-agent'],

@@ -1,5 +1,7 @@
 import type { Readable } from 'node:stream';
 import express, { type Request, type RequestHandler, type Response } from 'express';
+import type { Clock } from '../clock.js';
+import { AppError } from '../errors.js';
 import type { ServiceIdentifier } from './internal-auth.js';
 import type { TokenManager } from '../tokens/token-manager.js';
 import type { StarshipClient } from '../upstream/starship/starship-client.js';
@@ -13,9 +15,18 @@ export interface StarshipProxyDeps {
   tokens: TokenManager;
   allow: readonly string[];
   identifyService: ServiceIdentifier;
+  clock: Clock;
 }
 
 export const starshipMountPath = '/v1/starship';
+
+/**
+ * The methods of a REST API, and the only ones forwarded. TRACE would reflect the broker's own
+ * Authorization header back to the caller; CONNECT and the WebDAV verbs mean nothing to Starship.
+ * OPTIONS is refused too: it is for browsers' CORS preflights, and no browser calls this door.
+ */
+export const proxiedMethods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+const forwarded: ReadonlySet<string> = new Set(proxiedMethods);
 /** Bodies are buffered (up to 1 MiB) so that a call refused for a stale token can be replayed once. */
 const rawBody = express.raw({ type: () => true, limit: '1mb' });
 
@@ -24,13 +35,16 @@ const rawBody = express.raw({ type: () => true, limit: '1mb' });
  *
  * One handler mounted with `use`, not a `{*path}` route: Express would decode (and choke on) the
  * path before proxyTarget could judge the raw one, which is the one that must be checked. The steps
- * (service key, body, forward) are calls in one handler, not three layers: every layer is paid for
- * on every proxied call.
+ * (service key, method, path, body, forward) are calls in one handler, not layers: every layer is
+ * paid for on every proxied call.
  */
-export function starshipProxy({ starship, tokens, allow, identifyService }: StarshipProxyDeps): RequestHandler {
+export function starshipProxy({ starship, tokens, allow, identifyService, clock }: StarshipProxyDeps): RequestHandler {
   return async (req, res) => {
     res.locals.route = `${starshipMountPath}/{path}`;
     res.locals.caller = identifyService(req.headers.authorization);
+    if (!forwarded.has(req.method)) {
+      throw new AppError('method_not_allowed', `${req.method} is not forwarded to Starship.`, { allow: proxiedMethods });
+    }
     const target = proxyTarget(req.originalUrl, starshipMountPath, allow);
     const body = await bufferedBody(req, res);
     const headers = upstreamRequestHeaders(req.headers, req.id);
@@ -53,7 +67,7 @@ export function starshipProxy({ starship, tokens, allow, identifyService }: Star
     }
 
     res.status(upstream.statusCode);
-    for (const [name, value] of Object.entries(downstreamResponseHeaders(upstream.headers))) res.setHeader(name, value);
+    for (const [name, value] of Object.entries(downstreamResponseHeaders(upstream.headers, clock))) res.setHeader(name, value);
     try {
       await relay(upstream.body, res);
     } catch (error) {

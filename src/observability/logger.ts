@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import type { Scrub } from './secret-scrubber.js';
 
 export type { Logger };
 
@@ -31,6 +32,11 @@ export interface LoggerOptions {
   level: LevelWithSilent;
   /** Where JSON lines go; stdout when absent. Tests pass a capturing stream. */
   destination?: DestinationStream;
+  /**
+   * The last pass over every finished line: removes configured secrets, wherever they came from
+   * (an upstream's error text, an exception message), before the line is written.
+   */
+  scrubLine?: Scrub;
 }
 
 /**
@@ -51,9 +57,10 @@ export function isoTimestamp(now: () => number = Date.now): () => string {
   };
 }
 
-export function createLogger({ level, destination }: LoggerOptions): Logger {
+export function createLogger({ level, destination, scrubLine }: LoggerOptions): Logger {
   const options = {
     level,
+    ...(scrubLine !== undefined && { hooks: { streamWrite: scrubLine } }),
     base: { service: 'token-broker' },
     timestamp: isoTimestamp(),
     redact: { paths: redactPaths, censor: '[redacted]' },

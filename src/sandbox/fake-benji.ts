@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readBody, send } from './http-kit.js';
+import { readBody, send, sendOversized } from './http-kit.js';
 
 /**
  * A stand-in for Benji's `POST /auth/connect`, over real HTTP, faithful to the documented contract
  * (docs/upstreams.md): x-api-key checked, `{code:"ok", data:{token, connect_url}}` on success,
  * `401 {"error":"unauthorized_partner"}` for a wrong key. Tests and the demo both run it; tests can
- * script faults (errors, garbage, slow or silent replies) and read every request it received.
+ * script faults (errors, garbage, huge, slow or silent replies) and read every request it received.
  */
 export interface FakeBenjiOptions {
   apiKey: string;
@@ -30,7 +30,9 @@ export type Fault =
   | { kind: 'raw'; status: number; text: string }
   | { kind: 'delay'; ms: number }
   | { kind: 'hang' }
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  /** A reply body of `bytes` bytes (Content-Length declared when `contentLength`), or an endless one. */
+  | { kind: 'oversized'; status: number; bytes?: number; contentLength?: boolean };
 
 export interface FakeBenji {
   readonly url: string;
@@ -67,6 +69,7 @@ export async function startFakeBenji(options: FakeBenjiOptions): Promise<FakeBen
     if (fault?.kind === 'reset') return void req.socket.destroy();
     if (fault?.kind === 'delay') await new Promise((resolve) => setTimeout(resolve, fault.ms));
     if (fault?.kind === 'reply') return send(res, fault.status, fault.body, fault.headers);
+    if (fault?.kind === 'oversized') return sendOversized(res, fault.status, fault.bytes, fault.contentLength);
     if (fault?.kind === 'raw') {
       res.writeHead(fault.status, { 'content-type': 'application/json' });
       return void res.end(fault.text);

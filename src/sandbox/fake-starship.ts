@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readBody, send } from './http-kit.js';
+import { readBody, send, sendOversized } from './http-kit.js';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
@@ -41,7 +41,9 @@ export type Fault =
   /** Destroy the socket without an answer. */
   | { kind: 'reset' }
   /** Answer 200 with these many bytes of a longer body, then destroy the socket. */
-  | { kind: 'cut'; afterBytes: number };
+  | { kind: 'cut'; afterBytes: number }
+  /** A reply body of `bytes` bytes (Content-Length declared when `contentLength`), or an endless one. */
+  | { kind: 'oversized'; status: number; bytes?: number; contentLength?: boolean };
 
 export interface StarshipReceivedRequest {
   method: string;
@@ -225,6 +227,7 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
       return void res.write(Buffer.alloc(fault.afterBytes, 0x61), () => req.socket.destroy());
     }
     if (fault?.kind === 'reply') return send(res, fault.status, fault.body, fault.headers);
+    if (fault?.kind === 'oversized') return sendOversized(res, fault.status, fault.bytes, fault.contentLength);
     if (fault?.kind === 'delay') {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {

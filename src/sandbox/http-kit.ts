@@ -15,3 +15,29 @@ export function readBody(req: IncomingMessage): Promise<string> {
     req.on('error', reject);
   });
 }
+
+/**
+ * A huge reply, for the faults that test reply size limits: a JSON object with one long string,
+ * `bytes` long in all, or never-ending when `bytes` is absent. With `contentLength` the size is
+ * declared up front; otherwise it is chunked. Written as fast as the client reads, until either side closes.
+ */
+export function sendOversized(res: ServerResponse, status: number, bytes?: number, contentLength = false): void {
+  const head = Buffer.from('{"padding":"');
+  const tail = Buffer.from('"}');
+  const chunk = Buffer.alloc(16 * 1024, 0x61);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    ...(contentLength && bytes !== undefined && { 'content-length': String(bytes) }),
+  });
+  res.write(head);
+  let left = bytes === undefined ? Number.POSITIVE_INFINITY : bytes - head.length - tail.length;
+  const pump = (): void => {
+    while (left > 0 && !res.destroyed) {
+      const piece = left >= chunk.length ? chunk : chunk.subarray(0, left);
+      left -= piece.length;
+      if (!res.write(piece)) return void res.once('drain', pump);
+    }
+    if (!res.destroyed) res.end(tail);
+  };
+  pump();
+}

@@ -1,5 +1,55 @@
 import { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
 import { AppError } from '../errors.js';
+
+/**
+ * The most of one upstream reply the broker holds in memory (Benji's connect reply, Starship's auth
+ * replies, error bodies read for the log). Real replies are a few hundred bytes; without a cap one
+ * huge or endless reply could exhaust the heap that both doors share.
+ */
+export const replyLimitBytes = 64 * 1024;
+
+/**
+ * Reads a reply body as UTF-8 text, at most `limitBytes` of it. Past the cap it answers `undefined`
+ * and destroys the body, which makes undici destroy the connection: draining an endless body would
+ * hold the connection (and the call) until its deadline.
+ */
+export async function readCapped(
+  body: Readable,
+  contentLength: string | string[] | undefined,
+  limitBytes = replyLimitBytes,
+): Promise<string | undefined> {
+  const declared = Number(Array.isArray(contentLength) ? contentLength[0] : contentLength);
+  if (declared > limitBytes) {
+    // Nothing else listens to this body: its abort must not surface as an unhandled 'error'.
+    body.on('error', () => undefined);
+    body.destroy();
+    return undefined;
+  }
+  const chunks: Buffer[] = [];
+  let received = 0;
+  // Leaving the loop early (return) destroys the stream.
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    received += chunk.length;
+    if (received > limitBytes) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** How much upstream text (an error name or id) a log line carries. */
+export const upstreamTextLimit = 100;
+
+/**
+ * Text an upstream sent, made fit for a log line: never trusted, it may echo our credentials back.
+ * Configured secrets are scrubbed first (so that the cut cannot leave part of one behind), then it
+ * is cut to `upstreamTextLimit` characters. Anything but a string is dropped.
+ */
+export function upstreamText(value: unknown, scrub: (text: string) => string): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const clean = scrub(value);
+  return clean.length > upstreamTextLimit ? `${clean.slice(0, upstreamTextLimit)}…` : clean;
+}
 
 /** No answer in time. A connect timeout is not one of them: the connection failed, which is a 502. */
 const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
@@ -37,13 +87,22 @@ export function parseJson(text: string): unknown {
   }
 }
 
-/** Seconds from a Retry-After header (delta-seconds or HTTP date); undefined when absent or unreadable. */
+/** The longest wait the broker passes on from an upstream's Retry-After (15 min). */
+export const maxRetryAfterS = 15 * 60;
+
+/**
+ * Seconds from a Retry-After header (delta-seconds or HTTP date), at most `maxRetryAfterS`: an
+ * upstream's absurd value must not tell our callers to go away for days. Undefined when absent or
+ * unreadable (a negative number included).
+ */
 export function retryAfterSeconds(header: string | string[] | undefined, nowMs: number): number | undefined {
   const value = Array.isArray(header) ? header[0] : header;
   if (value === undefined || value.trim() === '') return undefined;
-  if (/^\s*\d+\s*$/.test(value)) return Number(value);
+  if (/^\s*\d+\s*$/.test(value)) return Math.min(Number(value), maxRetryAfterS);
+  // Date.parse reads some bare numbers ("-5") as years: only a date with a name in it is a date.
+  if (!/[a-z]/i.test(value)) return undefined;
   const date = Date.parse(value);
-  return Number.isFinite(date) ? Math.max(0, Math.ceil((date - nowMs) / 1000)) : undefined;
+  return Number.isFinite(date) ? Math.min(Math.max(0, Math.ceil((date - nowMs) / 1000)), maxRetryAfterS) : undefined;
 }
 
 /**

@@ -1,13 +1,12 @@
 import { createBroker, type Broker, type BrokerOverrides } from '../../src/compose.js';
 import { loadConfig } from '../../src/config/load-config.js';
-import { createLogger } from '../../src/observability/logger.js';
 import { captureLogs, type LogCapture } from './log-capture.js';
 import { jwtSecret } from './jwt.js';
 import { secret } from './secrets.js';
 
 export const benjiApiKey = secret('benji-test-api-key-do-not-leak-7f3a9c');
 export const partnershipId = '49';
-export const starshipUsername = 'broker-api-user';
+export const starshipUsername = secret('broker-api-user');
 export const starshipPassword = secret('starship-password-do-not-leak-91c2');
 export const serviceKeys = { orders: secret('orders-service-key-0123456789abcdef'), ops: secret('ops-admin-key-0123456789abcdef-xyz') };
 
@@ -36,15 +35,16 @@ export interface TestBroker {
 
 /**
  * Builds the real broker from an environment, as main.ts would, with logs captured in memory.
- * The env is parsed by the real config loader, so tests also prove the variables work.
+ * The env is parsed by the real config loader, so tests also prove the variables work; the logger
+ * is the one the broker builds for itself (secret scrubbing included), writing to the capture.
  */
-export function buildBroker(env: Record<string, string | undefined>, overrides: Omit<BrokerOverrides, 'logger'> = {}): TestBroker {
+export function buildBroker(
+  env: Record<string, string | undefined>,
+  overrides: Omit<BrokerOverrides, 'logger' | 'logDestination'> = {},
+): TestBroker {
   const loaded = loadConfig({ ...baseEnv, LOG_LEVEL: 'debug', ...env });
   if (!loaded.ok) throw new Error(`test config is invalid: ${loaded.problems.join('; ')}`);
   const logs = captureLogs();
-  const broker = createBroker(loaded.config, {
-    ...overrides,
-    logger: createLogger({ level: loaded.config.logLevel, destination: logs.stream }),
-  });
+  const broker = createBroker(loaded.config, { ...overrides, logDestination: logs.stream });
   return { broker, logs, close: () => broker.close() };
 }

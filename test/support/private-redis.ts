@@ -18,13 +18,17 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startPrivateRedis(): Promise<PrivateRedis> {
+/** With `password`, the server requires it (`--requirepass`) and the URL carries it. */
+export async function startPrivateRedis({ password }: { password?: string } = {}): Promise<PrivateRedis> {
   const port = await freePort();
-  const url = `redis://127.0.0.1:${port}`;
+  const url = `redis://${password === undefined ? '' : `:${encodeURIComponent(password)}@`}127.0.0.1:${port}`;
+  const auth = password === undefined ? [] : ['--requirepass', password];
   let child: ChildProcess | undefined;
 
   async function start(): Promise<void> {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...auth], {
+      stdio: 'ignore',
+    });
     child.once('error', (error) => {
       throw new Error(`redis-server could not be started (is it installed?): ${error.message}`);
     });

@@ -1,8 +1,19 @@
 import { Pool } from 'undici';
 import { z } from 'zod';
+import { systemClock, type Clock } from '../../clock.js';
 import { AppError } from '../../errors.js';
 import { noMetrics, type UpstreamMetrics } from '../../observability/metrics.js';
-import { Cancellation, outcomeOf, parseJson, retryAfterSeconds, transportError } from '../upstream-call.js';
+import { noScrub, type Scrub } from '../../observability/secret-scrubber.js';
+import {
+  Cancellation,
+  outcomeOf,
+  parseJson,
+  readCapped,
+  replyLimitBytes,
+  retryAfterSeconds,
+  transportError,
+  upstreamText,
+} from '../upstream-call.js';
 
 /** Benji's numeric connect modes (there is no 2). */
 export const benjiModeNumbers = { connect: 1, transfer: 3, redeem: 4 } as const;
@@ -31,6 +42,9 @@ export interface BenjiClientOptions {
   partnershipId: string;
   timeoutMs: number;
   metrics?: UpstreamMetrics;
+  clock?: Clock;
+  /** Removes configured secrets from text Benji sent, before it is logged. */
+  scrub?: Scrub;
 }
 
 const successBody = z.object({
@@ -54,6 +68,9 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
     bodyTimeout: options.timeoutMs,
   });
   const connectPath = `${base.pathname.replace(/\/+$/, '')}/auth/connect`;
+  const clock = options.clock ?? systemClock;
+  const scrub = options.scrub ?? noScrub;
+  const oversized = `reply over ${replyLimitBytes} bytes`;
 
   return {
     async createConnectToken(request, { requestId }) {
@@ -91,7 +108,8 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
           body: JSON.stringify(body),
           signal: deadline,
         });
-        return { statusCode, headers, payload: parseJson(await reply.text()) };
+        const text = await readCapped(reply, headers['content-length']);
+        return { statusCode, headers, payload: text === undefined ? undefined : parseJson(text), tooLarge: text === undefined };
       })()
         .catch((error: unknown) => {
           const failure = transportError('benji', error, deadline.cancelled);
@@ -100,14 +118,16 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
         })
         .finally(() => clearTimeout(timer));
       metrics.observe('benji', 'connect', String(response.statusCode), (performance.now() - startedAt) / 1000);
-      const { payload } = response;
+      const { payload, tooLarge } = response;
 
+      // An error's status says what happened; its body is only read for the log, so one over the cap
+      // costs the error id, not the meaning.
       if (response.statusCode !== 200) {
         const parsedError = errorBody.safeParse(payload);
-        const benjiError = parsedError.success ? (parsedError.data.error ?? parsedError.data.code) : undefined;
-        const logFields = { upstream: 'benji', upstreamStatus: response.statusCode, benjiError };
+        const benjiError = parsedError.success ? upstreamText(parsedError.data.error ?? parsedError.data.code, scrub) : undefined;
+        const logFields = { upstream: 'benji', upstreamStatus: response.statusCode, benjiError, ...(tooLarge && { reason: oversized }) };
         if (response.statusCode === 429) {
-          const retryAfterS = retryAfterSeconds(response.headers['retry-after'], Date.now()) ?? 60;
+          const retryAfterS = retryAfterSeconds(response.headers['retry-after'], clock()) ?? 60;
           throw new AppError('upstream_throttled', 'Benji is throttling requests; try again later.', { retryAfterS, logFields });
         }
         const detail =
@@ -120,7 +140,7 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
       const parsed = successBody.safeParse(payload);
       if (!parsed.success) {
         throw new AppError('upstream_error', 'Benji sent a reply the broker does not understand.', {
-          logFields: { upstream: 'benji', upstreamStatus: response.statusCode, reason: 'unexpected reply shape' },
+          logFields: { upstream: 'benji', upstreamStatus: response.statusCode, reason: tooLarge ? oversized : 'unexpected reply shape' },
         });
       }
       return { token: parsed.data.data.token, connectUrl: parsed.data.data.connect_url ?? '' };

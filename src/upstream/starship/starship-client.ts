@@ -4,7 +4,17 @@ import type { Clock } from '../../clock.js';
 import { AppError } from '../../errors.js';
 import type { TokenSet } from '../../tokens/token-set.js';
 import { noMetrics, type UpstreamMetrics } from '../../observability/metrics.js';
-import { isTimeout, outcomeOf, parseJson, retryAfterSeconds, transportError, type Cancellation } from '../upstream-call.js';
+import { noScrub, type Scrub } from '../../observability/secret-scrubber.js';
+import {
+  isTimeout,
+  outcomeOf,
+  parseJson,
+  readCapped,
+  retryAfterSeconds,
+  transportError,
+  upstreamText,
+  type Cancellation,
+} from '../upstream-call.js';
 
 /** Why a login or refresh did not produce tokens; the token manager decides what each means. */
 export type AuthFailure =
@@ -44,6 +54,8 @@ export interface StarshipClientOptions {
   timeoutMs: number;
   clock: Clock;
   metrics?: UpstreamMetrics;
+  /** Removes configured secrets from text Starship sent, before it is logged. */
+  scrub?: Scrub;
 }
 
 const tokenFields = z.object({
@@ -62,6 +74,7 @@ const errorReply = z
 export function createStarshipClient(options: StarshipClientOptions): StarshipClient {
   const origin = new URL(options.baseUrl).origin;
   const metrics = options.metrics ?? noMetrics;
+  const scrub = options.scrub ?? noScrub;
   const poolOptions = {
     keepAliveTimeout: 30_000,
     connect: { timeout: options.timeoutMs },
@@ -88,7 +101,7 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
 
   async function authCall(operation: 'login' | 'refresh', body: unknown): Promise<AuthResult> {
     const signal = AbortSignal.timeout(options.timeoutMs);
-    let response: { statusCode: number; headers: Record<string, string | string[] | undefined>; payload: unknown };
+    let response: { statusCode: number; headers: Record<string, string | string[] | undefined>; text: string | undefined };
     try {
       response = await timed(operation, async () => {
         const reply = await authPool.request({
@@ -98,7 +111,11 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
           body: JSON.stringify(body),
           signal,
         });
-        return { statusCode: reply.statusCode, headers: reply.headers, payload: parseJson(await reply.body.text()) };
+        return {
+          statusCode: reply.statusCode,
+          headers: reply.headers,
+          text: await readCapped(reply.body, reply.headers['content-length']),
+        };
       });
     } catch (error) {
       return {
@@ -107,7 +124,10 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
       };
     }
 
-    const { statusCode: status, headers, payload } = response;
+    // A reply over the cap reads as no payload: a 200 then counts as unreadable, an error keeps its
+    // status and loses only its error name.
+    const { statusCode: status, headers, text } = response;
+    const payload = text === undefined ? undefined : parseJson(text);
     if (status === 200 || status === 201) {
       const tokens = tokenReply.safeParse(payload);
       const parsed = tokens.success ? toTokenSet(tokens.data, options.clock()) : undefined;
@@ -120,7 +140,7 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
       return { ok: false, failure: { kind: 'throttled', retryAfterS: retryAfterSeconds(headers['retry-after'], options.clock()) } };
     }
     if (status === 400 || status === 401 || status === 403)
-      return { ok: false, failure: { kind: 'rejected', status, error: errorName(payload) } };
+      return { ok: false, failure: { kind: 'rejected', status, error: upstreamText(errorName(payload), scrub) } };
     return { ok: false, failure: { kind: 'unavailable', timeout: false, status, maybeProcessed: false } };
   }
 
@@ -137,7 +157,8 @@ export function createStarshipClient(options: StarshipClientOptions): StarshipCl
             headers: { authorization: `Bearer ${accessToken}` },
             signal,
           });
-          await reply.body.dump();
+          // Only the status counts; the body is read (at most the cap) so the connection can be reused.
+          await readCapped(reply.body, reply.headers['content-length']);
           return reply;
         });
         // 401: the token was already revoked, which is what logout is for.

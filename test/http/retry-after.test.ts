@@ -1,0 +1,90 @@
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
+import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
+import { benjiApiKey, buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
+import { startFakeBenji } from '../support/fakes.js';
+import { signUserToken } from '../support/jwt.js';
+
+/** A Retry-After an upstream sends reaches our callers as at most 15 min, and never as nonsense. */
+let benji: FakeBenji;
+let starship: FakeStarship;
+let subject: TestBroker;
+
+beforeAll(async () => {
+  benji = await startFakeBenji({ apiKey: benjiApiKey });
+  starship = await startFakeStarship({ username: starshipUsername, password: starshipPassword });
+  subject = buildBroker({ BENJI_BASE_URL: benji.url, STARSHIP_BASE_URL: starship.url });
+});
+afterAll(async () => {
+  await subject.close();
+  await benji.close();
+  await starship.close();
+});
+
+const cases = [
+  ['a sane delay', '120', '120'],
+  ['an absurd delay', '99999999999', '900'],
+  ['a date in 2100', 'Fri, 01 Jan 2100 00:00:00 GMT', '900'],
+] as const;
+
+describe('Benji 429 → 503 upstream_throttled', () => {
+  const throttled = async (retryAfter: string) => {
+    benji.fail({ kind: 'reply', status: 429, body: { error: 'rate_limited' }, headers: { 'Retry-After': retryAfter } });
+    const res = await request(subject.broker.publicApp)
+      .post('/v1/benji/connect-token')
+      .set('authorization', `Bearer ${await signUserToken({ sub: 'patient-user' })}`)
+      .send({ mode: 'connect' });
+    expect(res.status).toBe(503);
+    expect(res.body.code).toBe('upstream_throttled');
+    return res.headers['retry-after'];
+  };
+
+  it.each(cases)('passes on %s as at most 900 s', async (_name, sent, passedOn) => {
+    expect(await throttled(sent)).toBe(passedOn);
+  });
+
+  it.each(['-5', '-99999999', 'soon', '1e9'])('treats %s as unreadable: the default 60 s', async (sent) => {
+    expect(await throttled(sent)).toBe('60');
+  });
+});
+
+describe('Starship throttling', () => {
+  const proxied = () =>
+    request(subject.broker.internalApp).get('/v1/starship/api/v1/products').set('authorization', `Bearer ${serviceKeys.orders}`);
+
+  it.each(cases)('a proxied 429 passes on %s as at most 900 s', async (_name, sent, passedOn) => {
+    starship.fail('api', { kind: 'reply', status: 429, body: { error: 'Too Many Requests' }, headers: { 'Retry-After': sent } });
+    const res = await proxied();
+    expect(res.status).toBe(429);
+    expect(res.headers['retry-after']).toBe(passedOn);
+  });
+
+  it.each(['-5', 'soon'])('a proxied 429 with Retry-After %s passes without the header', async (sent) => {
+    starship.fail('api', { kind: 'reply', status: 429, body: { error: 'Too Many Requests' }, headers: { 'Retry-After': sent } });
+    const res = await proxied();
+    expect(res.status).toBe(429);
+    expect(res.headers['retry-after']).toBeUndefined();
+  });
+
+  it('a throttled login with an absurd Retry-After → 503 with at most 900 s', async () => {
+    const fresh = buildBroker({ STARSHIP_BASE_URL: starship.url });
+    try {
+      starship.fail('login', {
+        kind: 'reply',
+        status: 429,
+        body: { error: 'Too Many Requests' },
+        headers: { 'Retry-After': '99999999999' },
+      });
+      const res = await request(fresh.broker.internalApp)
+        .get('/v1/starship/api/v1/products')
+        .set('authorization', `Bearer ${serviceKeys.orders}`);
+      expect(res.status).toBe(503);
+      expect(res.body.code).toBe('upstream_throttled');
+      expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+      expect(Number(res.headers['retry-after'])).toBeLessThanOrEqual(900);
+    } finally {
+      await fresh.close();
+    }
+  });
+});

@@ -1,6 +1,7 @@
 import { createBroker, type Broker, type BrokerOverrides } from '../../src/compose.js';
-import { loadConfig } from '../../src/config/load-config.js';
+import { loadConfig, type Config } from '../../src/config/load-config.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { readPackageVersion } from '../../src/package-version.js';
 import { captureLogs, type LogCapture } from './log-capture.js';
 import { jwtSecret } from './jwt.js';
 import { secret } from './secrets.js';
@@ -30,6 +31,8 @@ export const baseEnv: Record<string, string> = {
 
 export interface TestBroker {
   broker: Broker;
+  /** The parsed config, e.g. for `serve(broker, config.http)` when a test needs real listeners. */
+  config: Config;
   logs: LogCapture;
   close(): Promise<void>;
 }
@@ -44,7 +47,8 @@ export function buildBroker(env: Record<string, string | undefined>, overrides: 
   const logs = captureLogs();
   const broker = createBroker(loaded.config, {
     ...overrides,
+    version: readPackageVersion(),
     logger: createLogger({ level: loaded.config.logLevel, destination: logs.stream }),
   });
-  return { broker, logs, close: () => broker.close() };
+  return { broker, config: loaded.config, logs, close: () => broker.close() };
 }

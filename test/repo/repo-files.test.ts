@@ -150,6 +150,7 @@ describe('container files', () => {
     }
   });
 
+  // A whole tsc build and three runs of the built entry point: more than the default timeout on a shared machine.
   it('the image’s start commands exist in the built output and run: main.js checks its config, demo.js is there', async () => {
     const outDir = mkdtempSync(join(root, 'node_modules/.cache-build-'));
     try {
@@ -172,10 +173,13 @@ describe('container files', () => {
         env: { PATH: process.env.PATH, ...baseEnv },
       });
       expect(good.stdout).toContain('Configuration is valid.');
+      // The built entry point finds package.json for its version wherever the build is put.
+      const version = await run(process.execPath, [join(outDir, 'main.js'), '--version'], { env: { PATH: process.env.PATH } });
+      expect(version.stdout).toBe(`${(JSON.parse(read('package.json')) as { version: string }).version}\n`);
     } finally {
       rmSync(outDir, { recursive: true, force: true });
     }
-  });
+  }, 60_000);
 });
 
 /** Compose's `${NAME:-default}` interpolation, as far as docker-compose.yml uses it. */

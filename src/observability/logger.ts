@@ -1,5 +1,5 @@
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
-import { createStdoutDestination } from './stdout-destination.js';
+import { sharedStdoutDestination } from './stdout-destination.js';
 
 export type { Logger };
 
@@ -64,5 +64,5 @@ export function createLogger({ level, destination }: LoggerOptions): Logger {
   // costs CPU on every call), through a destination that cannot block the process or its exit when
   // nobody reads stdout (see stdout-destination.ts). Only a SIGKILL, or a stdout that is
   // blocked or closed, can lose the last lines.
-  return pino(options, destination ?? createStdoutDestination());
+  return pino(options, destination ?? sharedStdoutDestination());
 }

@@ -107,6 +107,16 @@ export function createStdoutDestination(options: StdoutDestinationOptions = {}):
   };
 }
 
+let processStdout: StdoutDestination | undefined;
+
+/**
+ * The process has one stdout, so every logger writing to it shares one queue and one exit hook
+ * (built on first use, never at import): lines stay in order, and listeners are not added per logger.
+ */
+export function sharedStdoutDestination(): StdoutDestination {
+  return (processStdout ??= createStdoutDestination());
+}
+
 function droppedLine(count: number): string {
   return `${JSON.stringify({ level: 'warn', time: new Date().toISOString(), service: 'token-broker', dropped: count, msg: 'log lines dropped while stdout was blocked' })}\n`;
 }

@@ -23,10 +23,14 @@ import { createTokenManager, type TokenManager } from './tokens/token-manager.js
 import type { TokenStore } from './tokens/token-store.js';
 import { createStarshipClient } from './upstream/starship/starship-client.js';
 
-/** Stand-ins a test may pass instead of what the config would build. */
+/** What the broker needs besides its config: the build's version, which main.ts reads from package.json. */
+export interface BrokerOptions extends BrokerOverrides {
+  version: string;
+}
+
+/** Stand-ins a test (or the demo, for its pretty logs) may pass instead of what the config would build. */
 export interface BrokerOverrides {
-  logger?: Logger;
-  /** Where the broker's own logger (scrubbing included) writes, instead of stdout. */
+  /** Where the broker's logger (scrubbing included) writes, instead of stdout. */
   logDestination?: DestinationStream;
   clock?: Clock;
   /** Jitter source for renewal backoff. */
@@ -50,15 +54,13 @@ export interface Broker {
 }
 
 /** The composition root: every collaborator is built here, by hand, from the config. */
-export function createBroker(config: Config, overrides: BrokerOverrides = {}): Broker {
+export function createBroker(config: Config, { version, ...overrides }: BrokerOptions): Broker {
   const scrubber = createSecretScrubber(configuredSecrets(config));
-  const logger =
-    overrides.logger ??
-    createLogger({
-      level: config.logLevel,
-      scrubLine: scrubber.line,
-      ...(overrides.logDestination !== undefined && { destination: overrides.logDestination }),
-    });
+  const logger = createLogger({
+    level: config.logLevel,
+    scrubLine: scrubber.line,
+    ...(overrides.logDestination !== undefined && { destination: overrides.logDestination }),
+  });
   const metrics = createMetrics();
   const redis: Redis | undefined =
     config.redis === undefined ? undefined : createRedisClient(config.redis.url, logger, () => metrics.redisError('connection'));
@@ -103,7 +105,7 @@ export function createBroker(config: Config, overrides: BrokerOverrides = {}): B
     const tokenInHand = session.state === 'valid' || session.state === 'refreshing';
     return { status: checks.redis === 'down' || (door === 'internal' && !tokenInHand) ? 'degraded' : 'ok', checks };
   };
-  const shared = { logger, metrics, trustProxy: config.http.trustProxy };
+  const shared = { logger, metrics, trustProxy: config.http.trustProxy, version };
 
   const publicApp = createPublicApp({
     ...shared,

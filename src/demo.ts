@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import type { DestinationStream } from 'pino';
 import { createBroker } from './compose.js';
 import { loadConfig } from './config/load-config.js';
+import { readPackageVersion } from './package-version.js';
 import { startFakeBenji } from './sandbox/fake-benji.js';
 import { startFakeStarship } from './sandbox/fake-starship.js';
 import { serve } from './server.js';
@@ -10,14 +12,17 @@ import { serve } from './server.js';
  * run on loopback (the same fakes the tests use, with short-lived Starship tokens so refreshes can
  * be watched in the log), and the broker runs on 8080 (public) and 8081 (internal) with anonymous
  * frontends and the internal key `demo-internal-key`. Tokens live in memory, or in Redis when
- * REDIS_URL is set. Ctrl-C stops everything.
+ * REDIS_URL is set. Ctrl-C stops everything. Every variable it reads is in the README's table.
  */
 const demoKey = 'demo-internal-key';
 const sandboxHost = process.env.SANDBOX_HOST ?? '127.0.0.1';
 const benjiKey = `sandbox-benji-${randomBytes(8).toString('hex')}`;
 const starshipLogin = { username: 'sandbox-api-user', password: `sandbox-${randomBytes(8).toString('hex')}` };
 
-const benji = await startFakeBenji({ apiKey: benjiKey, host: sandboxHost });
+const benji = await startFakeBenji({ apiKey: benjiKey, host: sandboxHost, port: Number(process.env.SANDBOX_BENJI_PORT ?? '0') });
+// The hosted-connect page is opened by a browser, maybe outside the container the fake runs in: its
+// URL is the one published for it, when one is set.
+benji.setConnectUrl(`${(process.env.SANDBOX_BENJI_PUBLIC_URL ?? reachable(benji.url)).replace(/\/+$/, '')}/hosted/connect`);
 const starship = await startFakeStarship({ ...starshipLogin, host: sandboxHost, accessTtlS: 120, refreshTtlS: 3600 });
 
 const loaded = loadConfig(
@@ -26,13 +31,13 @@ const loaded = loadConfig(
     INTERNAL_PORT: process.env.INTERNAL_PORT ?? '8081',
     HOST: process.env.HOST ?? '127.0.0.1',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
-    BENJI_BASE_URL: benji.url,
+    BENJI_BASE_URL: reachable(benji.url),
     BENJI_API_KEY: benjiKey,
     BENJI_PARTNERSHIP_ID: '49',
     BENJI_DISPLAY_NAME: 'Reward Cookies (sandbox)',
     FRONTEND_AUTH: 'none',
     CORS_ORIGINS: process.env.CORS_ORIGINS,
-    STARSHIP_BASE_URL: starship.url,
+    STARSHIP_BASE_URL: reachable(starship.url),
     STARSHIP_USERNAME: starshipLogin.username,
     STARSHIP_PASSWORD: starshipLogin.password,
     // Two-minute tokens, renewed a minute early: a refresh shows in the log every minute.
@@ -53,7 +58,7 @@ if (!loaded.ok) {
   process.exit(1);
 }
 
-const broker = createBroker(loaded.config);
+const broker = createBroker(loaded.config, { version: readPackageVersion(), ...(await prettyLogs()) });
 const running = await serve(broker, loaded.config.http).catch(async (error: unknown) => {
   console.error(`The demo could not listen: ${(error as Error).message}. Free ports 8080/8081, or set PORT and INTERNAL_PORT.`);
   await Promise.all([broker.close(), benji.close(), starship.close()]);
@@ -79,11 +84,37 @@ Tokens: ${loaded.config.redis === undefined ? 'in memory' : 'in Redis'}. Press C
   curl -s ${internalUrl}/metrics
 `);
 
+/**
+ * Every signal means "stop", once: Ctrl-C under `npm run demo` arrives twice (from the terminal and
+ * again from npm, which forwards it), and the stop is bounded by the broker's shutdown deadline.
+ */
+let stopping = false;
 const stop = async () => {
+  if (stopping) return;
+  stopping = true;
   console.log('\nStopping the demo…');
   await running.stop();
   await Promise.all([benji.close(), starship.close()]);
   process.exit(0);
 };
-process.once('SIGINT', () => void stop());
-process.once('SIGTERM', () => void stop());
+process.on('SIGINT', () => void stop());
+process.on('SIGTERM', () => void stop());
+
+/** Pretty lines for a person at a terminal; JSON lines otherwise, as the broker writes them. */
+async function prettyLogs(): Promise<{ logDestination?: DestinationStream }> {
+  if (process.stdout.isTTY !== true) return {};
+  try {
+    // A dev dependency: absent from the image, where the demo's logs stay JSON.
+    const { build } = await import('pino-pretty');
+    return {
+      logDestination: build({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,service', destination: process.stdout }),
+    };
+  } catch {
+    return {};
+  }
+}
+
+/** A fake listening on every interface (SANDBOX_HOST=0.0.0.0) is reached on loopback. */
+function reachable(url: string): string {
+  return url.replace(/^http:\/\/0\.0\.0\.0:/, 'http://127.0.0.1:');
+}

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerOptions } from 'node:http';
 import type { Broker } from './compose.js';
 import type { Config } from './config/load-config.js';
 import { refuseConnect } from './http/connect-refusal.js';
@@ -14,14 +14,17 @@ export interface RunningBroker {
   stop(): Promise<void>;
 }
 
-/** Puts both doors of a broker on their ports. Used by main.ts and by the demo. */
+/**
+ * Puts both doors of a broker on their ports. Used by main.ts and by the demo. A door that cannot
+ * listen rejects with a message that starts with the variable to change (`PORT: …`).
+ */
 export async function serve(broker: Broker, http: Config['http']): Promise<RunningBroker> {
-  const publicServer = createServer(broker.publicApp);
-  const internalServer = createServer(broker.internalApp);
+  const publicServer = createDoorServer(broker.publicApp, http, http.publicMaxConnections);
+  const internalServer = createDoorServer(broker.internalApp, http, http.internalMaxConnections);
   internalServer.on('connect', refuseConnect(broker.logger));
-  await listen(publicServer, http.publicPort, http.host);
+  await listen(publicServer, http.publicPort, http.host, 'PORT');
   try {
-    await listen(internalServer, http.internalPort, http.host);
+    await listen(internalServer, http.internalPort, http.host, 'INTERNAL_PORT');
   } catch (error) {
     publicServer.close();
     throw error;
@@ -48,11 +51,39 @@ export async function serve(broker: Broker, http: Config['http']): Promise<Runni
   };
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
+/**
+ * Slow clients cannot hold a door: the headers must arrive within `headersTimeoutMs` and the whole
+ * request within `requestTimeoutMs` (a 408, then the connection closes; a slow answer or a streamed
+ * download is not limited), an idle keep-alive connection closes after `keepAliveTimeoutMs`, and
+ * past `maxConnections` new connections are closed at once while open ones are still served.
+ */
+function createDoorServer(app: Broker['publicApp'], http: Config['http'], maxConnections: number): Server {
+  const options: ServerOptions = {
+    headersTimeout: http.headersTimeoutMs,
+    requestTimeout: http.requestTimeoutMs,
+    keepAliveTimeout: http.keepAliveTimeoutMs,
+    // Node enforces the two timeouts above only when it sweeps its connections (every 30 s by
+    // default, which would let a 10 s limit stretch to 40 s): sweep once a second, or ten times per
+    // timeout when they are shorter.
+    connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(Math.min(http.headersTimeoutMs, http.requestTimeoutMs) / 10))),
+  };
+  const server = createServer(options, app);
+  server.maxConnections = maxConnections;
+  return server;
+}
+
+function listen(server: Server, port: number, host: string, portVariable: 'PORT' | 'INTERNAL_PORT'): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (error: NodeJS.ErrnoException) => {
+      const code = error.code ?? 'error';
+      // An address this machine does not have, or cannot resolve, is the host's fault; the rest is the port's.
+      const variable = code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'HOST' : portVariable;
+      // The message names the variable to change, as a config problem would (a port or address is no secret).
+      reject(new Error(`${variable}: cannot listen on ${host}:${port} (${code})`, { cause: error }));
+    };
+    server.once('error', fail);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve();
     });
   });

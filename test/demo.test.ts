@@ -1,26 +1,66 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { expect, it } from 'vitest';
+import { afterEach, expect, it } from 'vitest';
+import { until } from './support/until.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const run = promisify(execFile);
 
+const started: ChildProcess[] = [];
+afterEach(() => {
+  // Whatever a failed test left running: its whole process group (each demo runs in its own).
+  for (const child of started.splice(0)) {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** Starts a command in its own process group, collecting stdout and stderr together. */
+function startDemo(file: string, args: string[], env: Record<string, string>) {
+  const child = spawn(file, args, {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? root, PORT: '0', INTERNAL_PORT: '0', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true,
+  });
+  started.push(child);
+  let out = '';
+  child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  return { child, output: () => out, exited, ready: () => until(() => out.includes('Press Ctrl-C'), 'the demo banner', 30_000) };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The ports the banner's curl lines name. */
+function bannerPorts(output: string): number[] {
+  return [...new Set([...output.matchAll(/http:\/\/localhost:(\d+)\//g)].map((m) => Number(m[1])))];
+}
+
 /** Runs the demo as `npm run demo` does and uses it the way its banner tells a person to. */
 it('runs the whole product with no accounts, prints working curl lines, and stops on Ctrl-C', async () => {
-  const demo = spawn(process.execPath, ['--import', 'tsx', 'src/demo.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', PORT: '0', INTERNAL_PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const benjiPort = await freePort();
+  const publicBenji = `http://localhost:${benjiPort}`;
+  const demo = startDemo(process.execPath, ['--import', 'tsx', 'src/demo.ts'], {
+    SANDBOX_BENJI_PORT: String(benjiPort),
+    SANDBOX_BENJI_PUBLIC_URL: publicBenji,
   });
-  let out = '';
-  demo.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  demo.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  const exited = once(demo, 'exit');
   try {
-    for (let i = 0; i < 300 && !out.includes('Press Ctrl-C'); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(out).toContain('Press Ctrl-C');
+    await demo.ready();
+    const out = demo.output();
 
     const curls = out
       .split('\n')
@@ -35,21 +75,59 @@ it('runs the whole product with no accounts, prints working curl lines, and stop
     });
 
     expect(connect?.status).toBe('200');
-    expect(JSON.parse(connect?.body ?? '')).toMatchObject({
-      token: expect.any(String),
-      mode: 'transfer',
-      hostedUrl: expect.stringContaining('connect_token='),
-    });
+    const issued = JSON.parse(connect?.body ?? '') as { hostedUrl: string };
+    expect(issued).toMatchObject({ token: expect.any(String), mode: 'transfer', hostedUrl: expect.stringContaining('connect_token=') });
+    // The hosted-connect URL is the published one, and it opens.
+    expect(issued.hostedUrl.startsWith(`${publicBenji}/hosted/connect?`)).toBe(true);
+    const hosted = await fetch(issued.hostedUrl);
+    expect(hosted.status).toBe(200);
+    expect(await hosted.text()).toContain('Benji Hosted Connect sandbox');
+
     expect(products?.status).toBe('200');
     expect(JSON.parse(products?.body ?? '')).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'Gift card' })]));
     expect(session?.status).toBe('200');
     expect(JSON.parse(session?.body ?? '')).toMatchObject({ state: 'valid', clientId: '123456' });
     expect(ready?.status).toBe('200');
     expect(metrics?.body).toContain('broker_starship_token_renewals_total{kind="login",result="success"} 1');
+    // Not a terminal: the logs stay JSON lines.
+    await until(() => /^\{"level":"info",.*"msg":"starship login succeeded"\}$/m.test(demo.output()), 'the login as a JSON line');
   } finally {
-    demo.kill('SIGINT');
-    const [code] = await exited;
-    expect(code).toBe(0);
+    demo.child.kill('SIGINT');
   }
+  expect(await demo.exited).toEqual([0, null]);
+  expect(demo.output()).toContain('Stopping the demo');
+});
+
+it('`npm run demo` stops when SIGINT is sent to the npm process alone: ports freed, process tree gone', async () => {
+  const demo = startDemo('npm', ['run', 'demo'], {});
+  await demo.ready();
+  const ports = bannerPorts(demo.output());
+  expect(ports).toHaveLength(2);
+  for (const port of ports) expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+
+  process.kill(demo.child.pid ?? 0, 'SIGINT'); // npm's pid only, not its process group
+  expect(await demo.exited).toEqual([0, null]);
+  expect(demo.output()).toContain('Stopping the demo');
+  for (const port of ports) await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+  await until(() => {
+    try {
+      process.kill(-(demo.child.pid ?? 0), 0);
+      return false;
+    } catch {
+      return true; // ESRCH: nothing is left in the demo's process group
+    }
+  }, 'every process of the demo to be gone');
+});
+
+it('writes pretty logs when stdout is a terminal, and stops on a real Ctrl-C', async () => {
+  // `script` gives the demo a pseudo-terminal; a ^C typed into it is a terminal's Ctrl-C.
+  const demo = startDemo('script', ['-qefc', `exec '${process.execPath}' --import tsx src/demo.ts`, '/dev/null'], { TERM: 'xterm' });
+  await demo.ready();
+  await until(() => demo.output().includes('starship login succeeded'), 'the login line');
+  demo.child.stdin?.write('\x03');
+  expect(await demo.exited).toEqual([0, null]);
+  const out = demo.output();
+  expect(out).toMatch(/\[\d\d:\d\d:\d\d\] .*INFO.*: .*starship login succeeded/);
+  expect(out).not.toContain('{"level"');
   expect(out).toContain('Stopping the demo');
 });

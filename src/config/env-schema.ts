@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+import proxyAddr from 'proxy-addr';
 import { z } from 'zod';
 
 /**
@@ -27,13 +29,17 @@ const text = (max: number) => z.string().trim().min(1, 'must not be empty').max(
 
 const callerName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'caller names are letters, digits, . _ - (up to 64)');
 
-/** `caller:key`; the message never repeats the key. Key length is checked in load-config.ts. */
+/**
+ * `caller:key`. A problem names the entry by its position, never by its content: a key typed where
+ * the caller belongs (`<key>:orders`) must not be printed as a "caller". Key length is checked in
+ * load-config.ts.
+ */
 const callerKey = z.string().transform((item, ctx) => {
   const colon = item.indexOf(':');
   const caller = item.slice(0, colon);
   const key = item.slice(colon + 1);
   if (colon < 1 || !callerName.safeParse(caller).success || key === '') {
-    ctx.addIssue({ code: 'custom', message: 'each entry must be caller:key with a plain caller name' });
+    ctx.addIssue({ code: 'custom', message: 'must be caller:key with a plain caller name (letters, digits, . _ -)' });
     return z.NEVER;
   }
   return { caller, key };
@@ -44,23 +50,66 @@ export type BenjiModeName = (typeof benjiModes)[number];
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/** Express's `trust proxy` accepts a boolean, a hop count, or a list of addresses/subnets. */
+/**
+ * Which hops of X-Forwarded-For are our own proxies. `true` is refused: it would trust whatever a
+ * client sends, so on a directly reachable port any caller could pick its own IP and dodge the
+ * anonymous rate limit. Addresses are compiled here with proxy-addr, as Express does at start, so
+ * a bad one is reported by name instead of crashing the start. `false` means trust nothing.
+ */
 const trustProxy = z
   .string()
   .trim()
-  .transform((value): boolean | number | string => {
-    if (value === 'true') return true;
-    if (value === 'false') return false;
-    if (/^\d+$/.test(value)) return Number(value);
-    return value;
+  .transform((value, ctx): number | string | undefined => {
+    if (value === 'false') return undefined;
+    if (value === 'true') {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'true would trust any X-Forwarded-For a client sends; give the number of proxies in front of the broker (e.g. 1) or their addresses/subnets (e.g. 10.0.0.0/8)',
+      });
+      return z.NEVER;
+    }
+    if (/^\d+$/.test(value)) {
+      const hops = Number(value);
+      if (hops <= 32) return hops;
+      ctx.addIssue({ code: 'custom', message: 'a hop count must be at most 32 (the number of proxies in front of the broker)' });
+      return z.NEVER;
+    }
+    const entries = value.split(',').map((entry) => entry.trim());
+    entries.forEach((entry, index) => {
+      try {
+        proxyAddr.compile(entry);
+      } catch {
+        ctx.addIssue({
+          code: 'custom',
+          path: [index],
+          message: 'must be a hop count, an IP address, a subnet (10.0.0.0/8) or loopback, linklocal, uniquelocal',
+        });
+      }
+    });
+    return entries.join(', ');
   });
 
+/** Node resolves a host name only when it listens; an address is checked now, by name. */
+const listenHost = z
+  .string()
+  .trim()
+  .refine(
+    (host) => isIP(host) !== 0 || host === 'localhost',
+    'must be an IP address to listen on (0.0.0.0 or :: for every interface, 127.0.0.1 for this machine only) or localhost',
+  );
+
 export const envSchema = z.object({
-  HOST: z.string().trim().min(1).default('0.0.0.0'),
+  HOST: listenHost.default('0.0.0.0'),
   PORT: int(0, 65535).default(8080),
   INTERNAL_PORT: int(0, 65535).default(8081),
   TRUST_PROXY: trustProxy.optional(),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  HTTP_HEADERS_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  HTTP_REQUEST_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(1_000, 3_600_000).default(65_000),
+  PUBLIC_MAX_CONNECTIONS: int(1, 1_000_000).default(2_000),
+  INTERNAL_MAX_CONNECTIONS: int(1, 1_000_000).default(500),
   LOG_LEVEL: z.enum(logLevels).default('info'),
 
   BENJI_BASE_URL: httpUrl.default('https://api-staging.withbenji.com'),

@@ -6,9 +6,15 @@ export interface Config {
     readonly host: string;
     readonly publicPort: number;
     readonly internalPort: number;
-    readonly trustProxy: boolean | number | string | undefined;
+    /** A hop count or a comma list of addresses/subnets; never `true` (see env-schema.ts). */
+    readonly trustProxy: number | string | undefined;
     readonly corsOrigins: readonly string[];
     readonly shutdownTimeoutMs: number;
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+    readonly publicMaxConnections: number;
+    readonly internalMaxConnections: number;
   };
   readonly logLevel: Env['LOG_LEVEL'];
   readonly redis: { readonly url: string; readonly keyPrefix: string } | undefined;
@@ -63,8 +69,8 @@ export interface LoadOptions {
 }
 
 /**
- * Parses the environment once. Every problem is collected and named by its variable; values are
- * never echoed, so secrets cannot leak into start-up output.
+ * Parses the environment once. Every problem is collected and named by its variable, and an entry
+ * of a list by its position; values are never echoed, so secrets cannot leak into start-up output.
  */
 export function loadConfig(env: RawEnv, options: LoadOptions = {}): ConfigResult {
   const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
@@ -75,18 +81,35 @@ export function loadConfig(env: RawEnv, options: LoadOptions = {}): ConfigResult
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = String(issue.path[0] ?? 'environment');
-      problems.push(`${name}: ${issue.code === 'invalid_type' && input[name] === undefined ? 'is required' : issue.message}`);
+      const entry = typeof issue.path[1] === 'number' ? `entry ${issue.path[1] + 1}: ` : '';
+      problems.push(`${name}: ${entry}${issue.code === 'invalid_type' && input[name] === undefined ? 'is required' : issue.message}`);
     }
   }
-  // Cross-variable rules are checked on the raw input so they are reported even when a field fails.
+  // Cross-variable rules read each field on its own, so they are reported even when another fails.
+  const field = <K extends keyof Env>(name: K): Env[K] | undefined => {
+    const result = envSchema.shape[name].safeParse(input[name]);
+    return result.success ? (result.data as Env[K]) : undefined;
+  };
   if ((input.FRONTEND_AUTH ?? 'jwt') === 'jwt' && input.FRONTEND_JWT_SECRET === undefined && input.FRONTEND_JWKS_URL === undefined) {
     problems.push('FRONTEND_JWT_SECRET: FRONTEND_JWT_SECRET or FRONTEND_JWKS_URL is required when FRONTEND_AUTH=jwt');
   }
   if (input.REDIS_URL !== undefined && input.TOKEN_ENCRYPTION_KEY === undefined) {
     problems.push('TOKEN_ENCRYPTION_KEY: is required when REDIS_URL is set (tokens are stored encrypted)');
   }
-  if (parsed.success) problems.push(...callerProblems(parsed.data, options.minServiceKeyLength ?? 24));
-  if (!parsed.success || problems.length > 0) return { ok: false, problems };
+  const [publicPort, internalPort] = [field('PORT'), field('INTERNAL_PORT')];
+  if (publicPort !== undefined && publicPort !== 0 && publicPort === internalPort) {
+    problems.push('INTERNAL_PORT: must differ from PORT (each door has its own port)');
+  }
+  const [headersMs, requestMs] = [field('HTTP_HEADERS_TIMEOUT_MS'), field('HTTP_REQUEST_TIMEOUT_MS')];
+  if (headersMs !== undefined && requestMs !== undefined && headersMs > requestMs) {
+    // Node refuses to start a server whose headers may take longer than the whole request.
+    problems.push('HTTP_HEADERS_TIMEOUT_MS: must not be more than HTTP_REQUEST_TIMEOUT_MS');
+  }
+  const serviceKeys = field('INTERNAL_API_KEYS');
+  if (serviceKeys !== undefined) {
+    problems.push(...callerProblems(serviceKeys, field('INTERNAL_ADMIN_CALLERS') ?? [], options.minServiceKeyLength ?? 24));
+  }
+  if (!parsed.success || problems.length > 0) return { ok: false, problems: withoutSecretValues(problems, input) };
   return { ok: true, config: deepFreeze(toConfig(parsed.data)) };
 }
 
@@ -99,6 +122,11 @@ function toConfig(env: Env): Config {
       trustProxy: env.TRUST_PROXY,
       corsOrigins: env.CORS_ORIGINS,
       shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+      headersTimeoutMs: env.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: env.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      publicMaxConnections: env.PUBLIC_MAX_CONNECTIONS,
+      internalMaxConnections: env.INTERNAL_MAX_CONNECTIONS,
     },
     logLevel: env.LOG_LEVEL,
     redis: env.REDIS_URL === undefined ? undefined : { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
@@ -137,21 +165,44 @@ function toConfig(env: Env): Config {
   };
 }
 
-function callerProblems(env: Env, minKeyLength: number): string[] {
+/** Entries are named by position: what sits where a caller name belongs may be a misplaced key. */
+function callerProblems(keys: Env['INTERNAL_API_KEYS'], adminCallers: Env['INTERNAL_ADMIN_CALLERS'], minKeyLength: number): string[] {
   const problems: string[] = [];
-  for (const { caller, key } of env.INTERNAL_API_KEYS) {
-    if (key.length < minKeyLength)
-      problems.push(`INTERNAL_API_KEYS: the key of caller ${caller} must be at least ${minKeyLength} characters`);
-  }
-  const callers = env.INTERNAL_API_KEYS.map((entry) => entry.caller);
-  const duplicate = callers.find((caller, index) => callers.indexOf(caller) !== index);
-  if (duplicate !== undefined) problems.push(`INTERNAL_API_KEYS: caller ${duplicate} is listed twice`);
-  const keys = env.INTERNAL_API_KEYS.map((entry) => entry.key);
-  if (new Set(keys).size !== keys.length) problems.push('INTERNAL_API_KEYS: two callers share one key');
-  for (const admin of env.INTERNAL_ADMIN_CALLERS) {
-    if (!callers.includes(admin)) problems.push(`INTERNAL_ADMIN_CALLERS: ${admin} is not a caller in INTERNAL_API_KEYS`);
-  }
+  keys.forEach(({ caller, key }, index) => {
+    if (key.length >= minKeyLength) return;
+    // `<key>:orders` parses as a long "caller" with a short "key": say which way round the pair goes.
+    const swapped = caller.length >= minKeyLength ? ' (the form is caller:key, name first)' : '';
+    problems.push(`INTERNAL_API_KEYS: entry ${index + 1}: the key must be at least ${minKeyLength} characters${swapped}`);
+  });
+  const callers = keys.map((entry) => entry.caller);
+  const firstTwice = (values: readonly string[]) => {
+    const second = values.findIndex((value, index) => values.indexOf(value) !== index);
+    return second === -1 ? undefined : [values.indexOf(values[second] ?? '') + 1, second + 1];
+  };
+  const sameCaller = firstTwice(callers);
+  if (sameCaller !== undefined) problems.push(`INTERNAL_API_KEYS: entries ${sameCaller[0]} and ${sameCaller[1]} name the same caller`);
+  const sameKey = firstTwice(keys.map((entry) => entry.key));
+  if (sameKey !== undefined) problems.push(`INTERNAL_API_KEYS: entries ${sameKey[0]} and ${sameKey[1]} share one key`);
+  adminCallers.forEach((admin, index) => {
+    if (!callers.includes(admin)) problems.push(`INTERNAL_ADMIN_CALLERS: entry ${index + 1} is not a caller in INTERNAL_API_KEYS`);
+  });
   return problems;
+}
+
+/**
+ * The messages above never interpolate a value; this is the second line of defence (as the
+ * logger's redaction is for log lines), so a future message that does cannot print a secret.
+ */
+function withoutSecretValues(problems: string[], input: Record<string, string>): string[] {
+  const values = secretVariables
+    .flatMap((name) => {
+      const value = input[name];
+      return value === undefined ? [] : [value, ...value.split(/[,:]/)];
+    })
+    .map((value) => value.trim())
+    .filter((value) => value.length >= 8)
+    .sort((a, b) => b.length - a.length);
+  return problems.map((problem) => values.reduce((text, value) => text.split(value).join('[redacted]'), problem));
 }
 
 /** `FOO=` in a .env file means "not set", not "set to the empty string". */
@@ -177,7 +228,8 @@ function withSecretFiles(env: Record<string, string>, readFile: (path: string) =
       const value = readFile(path).replace(/\r?\n$/, '');
       if (value.trim() !== '') out[name] = value;
     } catch (error) {
-      problems.push(`${name}_FILE: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+      // Not the path: a value pasted into NAME_FILE by mistake would be the secret itself.
+      problems.push(`${name}_FILE: the file cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
     }
   }
   return out;

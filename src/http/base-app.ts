@@ -6,7 +6,10 @@ import type { Logger } from '../observability/logger.js';
 import { methodNotAllowed, notFound, problemHandler } from './problem.js';
 import { requestObservation, type Door } from './request-logging.js';
 
-export const healthBody = z.object({ status: z.literal('ok') });
+export const healthBody = z.object({
+  status: z.literal('ok'),
+  version: z.string().meta({ description: 'The broker build (package.json version)' }),
+});
 
 export const readinessBody = z.object({
   /** ok and degraded answer 200 (the door serves); unavailable and shutting_down answer 503. */
@@ -26,6 +29,8 @@ export interface BaseAppOptions {
   readiness: () => Readiness;
   /** This door's OpenAPI description, served as /openapi.json. */
   openapi: object;
+  /** The build's version (package.json), shown by /healthz. */
+  version: string;
 }
 
 /**
@@ -68,7 +73,7 @@ const securityHeaders: Record<Door, RequestHandler> = {
  * methods it does not take with 405 (`methodNotAllowed`), after its own routes.
  */
 export function createDoorApp(
-  { door, logger, metrics, trustProxy, readiness, openapi }: BaseAppOptions,
+  { door, logger, metrics, trustProxy, readiness, openapi, version }: BaseAppOptions,
   mountRoutes: (app: Express) => void,
 ): Express {
   const app = express();
@@ -83,7 +88,7 @@ export function createDoorApp(
   // Liveness: the process answers. It touches nothing, so a slow dependency never gets us killed.
   app.get('/healthz', (_req, res) => {
     res.setHeader('cache-control', 'no-store');
-    res.json({ status: 'ok' } satisfies z.input<typeof healthBody>);
+    res.json({ status: 'ok', version } satisfies z.input<typeof healthBody>);
   });
   app.get('/readyz', (_req, res) => {
     const state = readiness();

@@ -1,5 +1,6 @@
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import type { Scrub } from './secret-scrubber.js';
+import { sharedStdoutDestination } from './stdout-destination.js';
 
 export type { Logger };
 
@@ -66,8 +67,9 @@ export function createLogger({ level, destination, scrubLine }: LoggerOptions): 
     redact: { paths: redactPaths, censor: '[redacted]' },
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  // stdout is written asynchronously, in batches of 4 KB or once a second, whichever comes first: a
-  // write per line cost ~4% of a proxied call's CPU. pino flushes what is left when the process
-  // exits (a crash included); only a SIGKILL can lose the last second of lines.
-  return pino(options, destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 1000 }));
+  // stdout is written in batches of 4 KB or once a second, whichever comes first (a write per line
+  // costs CPU on every call), through a destination that cannot block the process or its exit when
+  // nobody reads stdout (see stdout-destination.ts). Only a SIGKILL, or a stdout that is
+  // blocked or closed, can lose the last lines.
+  return pino(options, destination ?? sharedStdoutDestination());
 }

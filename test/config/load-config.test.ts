@@ -44,6 +44,11 @@ describe('loadConfig', () => {
       trustProxy: undefined,
       corsOrigins: [],
       shutdownTimeoutMs: 10_000,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 65_000,
+      publicMaxConnections: 2_000,
+      internalMaxConnections: 500,
     });
     expect(config.benji).toEqual({
       baseUrl: 'https://api-staging.withbenji.com',
@@ -111,8 +116,11 @@ describe('loadConfig', () => {
     expect(config.http.trustProxy).toBe(1);
     expect(config.redis).toEqual({ url: 'redis://cache:6379/2', keyPrefix: 'rewards:' });
     expect(config.frontendAuth).toEqual({ mode: 'none' });
-    expect(ok({ ...required, TRUST_PROXY: 'true' }).http.trustProxy).toBe(true);
     expect(ok({ ...required, TRUST_PROXY: 'loopback, 10.0.0.0/8' }).http.trustProxy).toBe('loopback, 10.0.0.0/8');
+    expect(ok({ ...required, TRUST_PROXY: '10.1.2.3,fd00::/8 , 192.168.0.0/255.255.0.0' }).http.trustProxy).toBe(
+      '10.1.2.3, fd00::/8, 192.168.0.0/255.255.0.0',
+    );
+    expect(ok({ ...required, TRUST_PROXY: 'false' }).http.trustProxy).toBeUndefined();
   });
 
   it('bounds the lifetime a user token may claim with FRONTEND_JWT_MAX_AGE_S', () => {
@@ -157,27 +165,81 @@ describe('loadConfig', () => {
     expect(found.join('\n')).not.toMatch(/very-secret-api-key|short-but-secret|starship-secret-password/);
   });
 
-  it('checks internal callers and keys without ever printing a key', () => {
+  it('checks internal callers and keys, naming entries by position, never by content', () => {
     const found = problems({
       ...required,
       INTERNAL_API_KEYS: 'orders:short-secret-key,billing:billing-key-that-is-long-enough,billing:another-key-that-is-long-enough',
       INTERNAL_ADMIN_CALLERS: 'ops',
     });
-    expect(found).toContain('INTERNAL_API_KEYS: the key of caller orders must be at least 24 characters');
-    expect(
-      problems({
-        ...required,
-        INTERNAL_API_KEYS: `a:${serviceKey},b:${'z'.repeat(24)},a:${'y'.repeat(24)}`,
-        INTERNAL_ADMIN_CALLERS: 'ops',
-      }),
-    ).toEqual(['INTERNAL_API_KEYS: caller a is listed twice', 'INTERNAL_ADMIN_CALLERS: ops is not a caller in INTERNAL_API_KEYS']);
-    expect(problems({ ...required, INTERNAL_API_KEYS: `a:${serviceKey},b:${serviceKey}` })).toEqual([
-      'INTERNAL_API_KEYS: two callers share one key',
+    expect(found).toEqual([
+      'INTERNAL_API_KEYS: entry 1: the key must be at least 24 characters',
+      'INTERNAL_API_KEYS: entries 2 and 3 name the same caller',
+      'INTERNAL_ADMIN_CALLERS: entry 1 is not a caller in INTERNAL_API_KEYS',
     ]);
-    expect(problems({ ...required, INTERNAL_API_KEYS: 'no-colon-here-but-long-enough-000' })).toEqual([
-      'INTERNAL_API_KEYS: each entry must be caller:key with a plain caller name',
+    expect(problems({ ...required, INTERNAL_API_KEYS: `a:${serviceKey},b:${serviceKey}` })).toEqual([
+      'INTERNAL_API_KEYS: entries 1 and 2 share one key',
+    ]);
+    expect(problems({ ...required, INTERNAL_API_KEYS: `a:${serviceKey},no-colon-here-but-long-enough-000` })).toEqual([
+      'INTERNAL_API_KEYS: entry 2: must be caller:key with a plain caller name (letters, digits, . _ -)',
     ]);
     expect(found.join('\n')).not.toMatch(/short-secret-key|long-enough/);
+  });
+
+  it('never prints the value of a secret variable, whatever is wrong with it', () => {
+    // A key typed where the caller belongs, in the shape (hex) that passes for a caller name.
+    const swappedKey = '4f9c2b7e1d3a8f6c0b5e9d2a7c4f1e8b';
+    const bad: Record<string, string> = {
+      BENJI_API_KEY: `benji-key-too-long-${'k'.repeat(600)}`,
+      FRONTEND_JWT_SECRET: 'short-jwt-secret-1',
+      REDIS_URL: 'http://:redis-secret-pass@cache:6379',
+      TOKEN_ENCRYPTION_KEY: 'bm90LTMyLWJ5dGVzLXNlY3JldA==',
+      STARSHIP_USERNAME: `starship-user-${'u'.repeat(300)}`,
+      STARSHIP_PASSWORD: `starship-pass-${'p'.repeat(1100)}`,
+      INTERNAL_API_KEYS: `${swappedKey}:orders,billing:short-billing-key`,
+    };
+    const found = problems({ ...required, ...bad, INTERNAL_ADMIN_CALLERS: `orders,${swappedKey}` });
+    for (const name of Object.keys(bad))
+      expect(
+        found.some((problem) => problem.startsWith(`${name}: `)),
+        name,
+      ).toBe(true);
+    expect(found).toContain('INTERNAL_API_KEYS: entry 1: the key must be at least 24 characters (the form is caller:key, name first)');
+    const text = found.join('\n');
+    for (const value of [...Object.values(bad), swappedKey, 'short-billing-key', 'redis-secret-pass']) expect(text).not.toContain(value);
+    const malformed = problems({ ...required, INTERNAL_API_KEYS: `orders:${serviceKey},bad caller:spaced-caller-key-000000000` });
+    expect(malformed).toEqual(['INTERNAL_API_KEYS: entry 2: must be caller:key with a plain caller name (letters, digits, . _ -)']);
+
+    // A secret pasted into NAME_FILE instead of a path: the "path" is not printed either.
+    const pasted = 'benji-key-pasted-where-the-path-goes';
+    const fromFile = problems({ ...required, BENJI_API_KEY: undefined, BENJI_API_KEY_FILE: pasted });
+    expect(fromFile).toContain('BENJI_API_KEY_FILE: the file cannot be read (ENOENT)');
+    expect(fromFile.join('\n')).not.toContain(pasted);
+  });
+
+  it('refuses TRUST_PROXY=true and names a bad proxy address by position', () => {
+    expect(problems({ ...required, TRUST_PROXY: 'true' })).toEqual([
+      'TRUST_PROXY: true would trust any X-Forwarded-For a client sends; give the number of proxies in front of the broker (e.g. 1) or their addresses/subnets (e.g. 10.0.0.0/8)',
+    ]);
+    expect(problems({ ...required, TRUST_PROXY: 'loopback,10.0.0.0/33,proxy.internal' })).toEqual([
+      'TRUST_PROXY: entry 2: must be a hop count, an IP address, a subnet (10.0.0.0/8) or loopback, linklocal, uniquelocal',
+      'TRUST_PROXY: entry 3: must be a hop count, an IP address, a subnet (10.0.0.0/8) or loopback, linklocal, uniquelocal',
+    ]);
+    expect(problems({ ...required, TRUST_PROXY: '1000' })[0]).toMatch(/^TRUST_PROXY: a hop count must be at most 32/);
+  });
+
+  it('checks at parse time what would otherwise fail when the broker starts listening', () => {
+    expect(problems({ ...required, HOST: 'not a host' })[0]).toMatch(/^HOST: must be an IP address to listen on/);
+    expect(ok({ ...required, HOST: '::' }).http.host).toBe('::');
+    expect(ok({ ...required, HOST: 'localhost' }).http.host).toBe('localhost');
+    expect(problems({ ...required, PORT: '9000', INTERNAL_PORT: '9000' })).toEqual([
+      'INTERNAL_PORT: must differ from PORT (each door has its own port)',
+    ]);
+    expect(ok({ ...required, PORT: '0', INTERNAL_PORT: '0' }).http.publicPort).toBe(0);
+    expect(problems({ ...required, HTTP_HEADERS_TIMEOUT_MS: '40000', HTTP_REQUEST_TIMEOUT_MS: '30000' })).toEqual([
+      'HTTP_HEADERS_TIMEOUT_MS: must not be more than HTTP_REQUEST_TIMEOUT_MS',
+    ]);
+    // Cross-variable checks still run when another variable fails.
+    expect(problems({ ...required, PORT: '9000', INTERNAL_PORT: '9000', LOG_LEVEL: 'loud' })).toHaveLength(2);
   });
 
   it('requires a 32-byte encryption key with Redis, and refuses to open /auth through the proxy', () => {
@@ -187,8 +249,12 @@ describe('loadConfig', () => {
     expect(problems({ ...required, TOKEN_ENCRYPTION_KEY: Buffer.alloc(16).toString('base64') })[0]).toMatch(
       /^TOKEN_ENCRYPTION_KEY: must be 32 random bytes/,
     );
-    expect(problems({ ...required, STARSHIP_PROXY_ALLOW: '/api/v1/,/auth/' })[0]).toMatch(/^STARSHIP_PROXY_ALLOW: must not open \/auth/);
-    expect(problems({ ...required, STARSHIP_PROXY_ALLOW: 'api/v1' })[0]).toMatch(/^STARSHIP_PROXY_ALLOW: each prefix must be a plain path/);
+    expect(problems({ ...required, STARSHIP_PROXY_ALLOW: '/api/v1/,/auth/' })[0]).toMatch(
+      /^STARSHIP_PROXY_ALLOW: entry 2: must not open \/auth/,
+    );
+    expect(problems({ ...required, STARSHIP_PROXY_ALLOW: 'api/v1' })[0]).toMatch(
+      /^STARSHIP_PROXY_ALLOW: entry 1: each prefix must be a plain path/,
+    );
   });
 
   it('needs a JWT secret or a JWKS URL unless FRONTEND_AUTH=none', () => {
@@ -217,7 +283,7 @@ describe('loadConfig', () => {
       'BENJI_API_KEY: set either BENJI_API_KEY or BENJI_API_KEY_FILE, not both',
     ]);
     expect(problems({ ...required, FRONTEND_JWT_SECRET: undefined, FRONTEND_JWT_SECRET_FILE: '/nope' })).toContain(
-      'FRONTEND_JWT_SECRET_FILE: cannot read /nope (ENOENT)',
+      'FRONTEND_JWT_SECRET_FILE: the file cannot be read (ENOENT)',
     );
   });
 });

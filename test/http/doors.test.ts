@@ -4,6 +4,7 @@ import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
 import { startFakeBenji } from '../support/fakes.js';
 import { benjiApiKey, buildBroker, type TestBroker } from '../support/broker.js';
 import { signUserToken } from '../support/jwt.js';
+import { readPackageVersion } from '../../src/package-version.js';
 
 let benji: FakeBenji;
 let subject: TestBroker;
@@ -28,7 +29,7 @@ describe('both doors', () => {
     for (const [door, app] of doors()) {
       const health = await request(app).get('/healthz');
       expect(health.status).toBe(200);
-      expect(health.body).toEqual({ status: 'ok' });
+      expect(health.body).toEqual({ status: 'ok', version: readPackageVersion() });
       const ready = await request(app).get('/readyz');
       expect(ready.status).toBe(200);
       // No Starship session yet: the internal door will log in on first use, so it serves, degraded.

@@ -24,11 +24,10 @@ beforeAll(async () => {
   starship = await startFakeStarship({ username: starshipUsername, password: starshipPassword });
   subject = buildBroker({ STARSHIP_BASE_URL: starship.url });
   running = await serve(subject.broker, {
+    ...subject.config.http,
     host: '127.0.0.1',
     publicPort: 0,
     internalPort: 0,
-    trustProxy: undefined,
-    corsOrigins: [],
     shutdownTimeoutMs: 1_000,
   });
 });

@@ -61,7 +61,7 @@ describe('connect-token rate limit', () => {
   });
 
   it('counts per client IP when callers are anonymous', async () => {
-    const { broker: b } = broker({ FRONTEND_AUTH: 'none', TRUST_PROXY: 'true' });
+    const { broker: b } = broker({ FRONTEND_AUTH: 'none', TRUST_PROXY: 'loopback' });
     const from = (ip: string) => request(b.publicApp).post('/v1/benji/connect-token').set('x-forwarded-for', ip).send({ mode: 1 });
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push((await from('203.0.113.1')).status);

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { parseEnv, promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { envSchema, secretVariables } from '../../src/config/env-schema.js';
@@ -13,10 +13,18 @@ const run = promisify(execFile);
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string) => readFileSync(`${root}${path}`, 'utf8');
 const variables = Object.keys(envSchema.shape);
+/** A `## Heading` section of the README, up to the next heading of that level. */
+const readmeSection = (heading: string) => {
+  const text = read('README.md');
+  const start = text.indexOf(`\n## ${heading}\n`);
+  expect(start, heading).toBeGreaterThan(-1);
+  const end = text.indexOf('\n## ', start + 1);
+  return text.slice(start, end === -1 ? undefined : end);
+};
 
 describe('README and .env.example', () => {
   it('list exactly the variables of the config schema', () => {
-    const readmeTable = [...read('README.md').matchAll(/^\| `([A-Z0-9_]+)`/gm)].map((m) => m[1]);
+    const readmeTable = [...readmeSection('Configuration').matchAll(/^\| `([A-Z0-9_]+)`/gm)].map((m) => m[1]);
     expect([...readmeTable].sort()).toEqual([...variables].sort());
     const example = [...read('.env.example').matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1]);
     expect([...example].sort()).toEqual([...variables].sort());
@@ -31,7 +39,7 @@ describe('README and .env.example', () => {
       expect(shape[name!]?.parse(value), `.env.example ${name}`).toEqual(defaultOf(name!));
     }
     // README rows whose default is one literal value, e.g. | `PORT` | … | `8080` |
-    const rows = [...read('README.md').matchAll(/^\| `([A-Z0-9_]+)`(?: †)? \|.*\| `([^`]+)` \|$/gm)];
+    const rows = [...readmeSection('Configuration').matchAll(/^\| `([A-Z0-9_]+)`(?: †)? \|.*\| `([^`]+)` \|$/gm)];
     expect(rows.length).toBeGreaterThan(10);
     for (const [, name, value] of rows) {
       expect(shape[name!]?.parse(value), `README ${name}`).toEqual(defaultOf(name!));
@@ -40,6 +48,22 @@ describe('README and .env.example', () => {
 
   it('mark every variable that can come from a file', () => {
     for (const name of secretVariables) expect(read('README.md')).toContain(`| \`${name}\` †`);
+  });
+
+  it('document every variable the demo reads, in the quick start', () => {
+    const demoReads = new Set([...read('src/demo.ts').matchAll(/process\.env\.([A-Z0-9_]+)/g)].map((m) => m[1]));
+    expect(demoReads.size).toBeGreaterThan(5);
+    const documented = [...readmeSection('Quick start').matchAll(/^\| `([A-Z0-9_]+)`/gm)].map((m) => m[1]);
+    expect([...documented].sort()).toEqual([...demoReads].sort());
+  });
+
+  it('.env.example says what Node 26 really does with a # in a value', () => {
+    expect(parseEnv('A=x#y\nB=x #y\nC="x#y"\nD=\'x#y\'')).toEqual({ A: 'x', B: 'x', C: 'x#y', D: 'x#y' });
+    const example = read('.env.example');
+    expect(example).toContain('# Quote a value that contains #');
+    // Every value in the example itself is read as written.
+    const parsed = parseEnv(example);
+    for (const [, name, value] of example.matchAll(/^([A-Z0-9_]+)=(.*)$/gm)) expect(parsed[name!], name).toBe(value);
   });
 
   it('give the test command that .ci/run runs', () => {
@@ -94,25 +118,48 @@ describe('container files', () => {
       env_file?: unknown;
       environment?: Record<string, string>;
       ports?: string[];
+      stop_grace_period?: string;
     };
-    const { services } = parse(read('docker-compose.yml')) as { services: Record<string, Service> };
-    const { redis, broker, sandbox } = services;
+    const compose = (env: Record<string, string> = {}) =>
+      (parse(interpolate(read('docker-compose.yml'), env)) as { services: Record<string, Service> }).services;
+    const { redis, broker, sandbox } = compose();
     expect(redis?.healthcheck).toBeDefined();
     expect(redis?.profiles).toBeUndefined();
 
     expect(broker?.profiles).toEqual(['live']);
     expect(broker?.depends_on?.redis?.condition).toBe('service_healthy');
-    expect(broker?.env_file).toBe('.env');
-    expect(broker?.environment?.REDIS_URL).toBe('redis://redis:6379');
+    // A fresh clone has no .env: optional, so the sandbox profile runs on any compose version.
+    expect(broker?.env_file).toEqual([{ path: '.env', required: false }]);
+    expect(broker?.environment).toMatchObject({ REDIS_URL: 'redis://redis:6379', PORT: '8080', INTERNAL_PORT: '8081' });
     expect(broker?.ports).toEqual(['8080:8080', '127.0.0.1:8081:8081']);
 
     expect(sandbox?.profiles).toEqual(['sandbox']);
     expect(sandbox?.command).toEqual(['node', 'dist/demo.js']);
     expect(sandbox?.depends_on?.redis?.condition).toBe('service_healthy');
-    expect(sandbox?.environment).toMatchObject({ HOST: '0.0.0.0', REDIS_URL: 'redis://redis:6379' });
-    expect(sandbox?.ports).toEqual(['8080:8080', '127.0.0.1:8081:8081']);
+    expect(sandbox?.env_file).toBeUndefined();
+    expect(sandbox?.environment).toMatchObject({ HOST: '0.0.0.0', REDIS_URL: 'redis://redis:6379', PORT: '8080', INTERNAL_PORT: '8081' });
+    // The fake Benji's hosted-connect page: a fixed port, published on the host's loopback, and the URL the host opens.
+    const { SANDBOX_HOST, SANDBOX_BENJI_PORT, SANDBOX_BENJI_PUBLIC_URL } = sandbox?.environment ?? {};
+    expect(SANDBOX_HOST).toBe('0.0.0.0');
+    expect(sandbox?.ports).toEqual(['8080:8080', '127.0.0.1:8081:8081', `127.0.0.1:${SANDBOX_BENJI_PORT}:${SANDBOX_BENJI_PORT}`]);
+    expect(SANDBOX_BENJI_PUBLIC_URL).toBe(`http://localhost:${SANDBOX_BENJI_PORT}`);
+
+    // Published ports follow PORT and INTERNAL_PORT, and the containers listen on the same ones.
+    const moved = compose({ PORT: '9080', INTERNAL_PORT: '9081' });
+    for (const service of [moved.broker, moved.sandbox]) {
+      expect(service?.ports?.slice(0, 2)).toEqual(['9080:9080', '127.0.0.1:9081:9081']);
+      expect(service?.environment).toMatchObject({ PORT: '9080', INTERNAL_PORT: '9081' });
+    }
+
+    // Docker's SIGKILL must not come before the broker's own shutdown deadline has passed.
+    const shutdownTimeoutMs = (envSchema.shape.SHUTDOWN_TIMEOUT_MS as { parse(value: unknown): number }).parse(undefined);
+    for (const service of [broker, sandbox]) {
+      const grace = /^(\d+)s$/.exec(service?.stop_grace_period ?? '');
+      expect(Number(grace?.[1]) * 1000).toBeGreaterThan(shutdownTimeoutMs);
+    }
   });
 
+  // A whole tsc build and three runs of the built entry point: more than the default timeout on a shared machine.
   it('the image’s start commands exist in the built output and run: main.js checks its config, demo.js is there', async () => {
     const outDir = mkdtempSync(join(root, 'node_modules/.cache-build-'));
     try {
@@ -135,8 +182,16 @@ describe('container files', () => {
         env: { PATH: process.env.PATH, ...baseEnv },
       });
       expect(good.stdout).toContain('Configuration is valid.');
+      // The built entry point finds package.json for its version wherever the build is put.
+      const version = await run(process.execPath, [join(outDir, 'main.js'), '--version'], { env: { PATH: process.env.PATH } });
+      expect(version.stdout).toBe(`${(JSON.parse(read('package.json')) as { version: string }).version}\n`);
     } finally {
       rmSync(outDir, { recursive: true, force: true });
     }
   }, 90_000); // a whole tsc build: tens of seconds on a busy shared machine
 });
+
+/** Compose's `${NAME:-default}` interpolation, as far as docker-compose.yml uses it. */
+function interpolate(text: string, env: Record<string, string>): string {
+  return text.replace(/\$\{([A-Z0-9_]+):-([^}]*)\}/g, (_match, name: string, fallback: string) => env[name] || fallback);
+}

@@ -1,5 +1,6 @@
 import { createBroker, type Broker, type BrokerOverrides } from '../../src/compose.js';
-import { loadConfig } from '../../src/config/load-config.js';
+import { loadConfig, type Config } from '../../src/config/load-config.js';
+import { readPackageVersion } from '../../src/package-version.js';
 import { captureLogs, type LogCapture } from './log-capture.js';
 import { jwtSecret } from './jwt.js';
 import { secret } from './secrets.js';
@@ -29,6 +30,8 @@ export const baseEnv: Record<string, string> = {
 
 export interface TestBroker {
   broker: Broker;
+  /** The parsed config, e.g. for `serve(broker, config.http)` when a test needs real listeners. */
+  config: Config;
   logs: LogCapture;
   close(): Promise<void>;
 }
@@ -38,13 +41,10 @@ export interface TestBroker {
  * The env is parsed by the real config loader, so tests also prove the variables work; the logger
  * is the one the broker builds for itself (secret scrubbing included), writing to the capture.
  */
-export function buildBroker(
-  env: Record<string, string | undefined>,
-  overrides: Omit<BrokerOverrides, 'logger' | 'logDestination'> = {},
-): TestBroker {
+export function buildBroker(env: Record<string, string | undefined>, overrides: Omit<BrokerOverrides, 'logDestination'> = {}): TestBroker {
   const loaded = loadConfig({ ...baseEnv, LOG_LEVEL: 'debug', ...env });
   if (!loaded.ok) throw new Error(`test config is invalid: ${loaded.problems.join('; ')}`);
   const logs = captureLogs();
-  const broker = createBroker(loaded.config, { ...overrides, logDestination: logs.stream });
-  return { broker, logs, close: () => broker.close() };
+  const broker = createBroker(loaded.config, { ...overrides, version: readPackageVersion(), logDestination: logs.stream });
+  return { broker, config: loaded.config, logs, close: () => broker.close() };
 }

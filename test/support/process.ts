@@ -14,16 +14,37 @@ export interface BrokerProcess {
   exited: Promise<number | null>;
 }
 
+export interface SpawnOptions {
+  /** Arguments of the broker (`--check-config`, …). */
+  args?: string[];
+  /** Options of Node itself (`--env-file=…`). */
+  nodeArgs?: string[];
+}
+
+/** The command that runs src/main.ts as production runs dist/main.js, from the repository root. */
+export function brokerCommand({ args = [], nodeArgs = [] }: SpawnOptions = {}): { file: string; args: string[]; cwd: string } {
+  return { file: process.execPath, args: [...nodeArgs, '--import', 'tsx', 'src/main.ts', ...args], cwd: root };
+}
+
+/** The environment a test broker process starts with: any free ports on loopback, then `env`. */
+export function brokerEnv(env: Record<string, string>): Record<string, string> {
+  return { PATH: process.env.PATH ?? '', PORT: '0', INTERNAL_PORT: '0', HOST: '127.0.0.1', ...env };
+}
+
 /** Runs src/main.ts in a real child process, as production runs dist/main.js. */
-export function spawnBroker(env: Record<string, string>): {
+export function spawnBroker(
+  env: Record<string, string>,
+  options: SpawnOptions = {},
+): {
   child: ChildProcess;
   stdout: () => string;
   stderr: () => string;
   exited: Promise<number | null>;
 } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', PORT: '0', INTERNAL_PORT: '0', HOST: '127.0.0.1', ...env },
+  const command = brokerCommand(options);
+  const child = spawn(command.file, command.args, {
+    cwd: command.cwd,
+    env: brokerEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -36,8 +57,8 @@ export function spawnBroker(env: Record<string, string>): {
 }
 
 /** Spawns the broker and waits for its "broker listening" line, which names the ports it got. */
-export async function startBrokerProcess(env: Record<string, string>): Promise<BrokerProcess> {
-  const spawned = spawnBroker(env);
+export async function startBrokerProcess(env: Record<string, string>, options: SpawnOptions = {}): Promise<BrokerProcess> {
+  const spawned = spawnBroker(env, options);
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     const line = spawned

@@ -1,13 +1,13 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, mkdtempSync, openSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { baseEnv } from './support/broker.js';
 import { brokerCommand, brokerEnv } from './support/process.js';
 import { until } from './support/until.js';
+import { freePort } from './support/ports.js';
 
 /**
  * Logging must never keep the broker from exiting: `node dist/main.js | head -2` (stdout closed
@@ -17,14 +17,6 @@ const children: ChildProcess[] = [];
 afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Starts the broker with the given stdout, and waits until both doors answer. */
 async function start(stdout: 'pipe' | number): Promise<{ child: ChildProcess; port: number; exited: Promise<unknown[]> }> {

@@ -1,31 +1,16 @@
 import request from 'supertest';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
-import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
-import { benjiApiKey, buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
-import { startFakeBenji } from '../support/fakes.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { serviceKeys } from '../support/broker.js';
+import { brokerWithFakes } from '../support/broker-with-fakes.js';
 import { signUserToken } from '../support/jwt.js';
 
 /**
  * JSON bodies are UTF-8 (RFC 8259), on every route that reads one: the public connect-token route
  * and the internal admin renew route. Any other type or charset is 415 and changes nothing.
  */
-let benji: FakeBenji;
-let starship: FakeStarship;
-let subject: TestBroker;
-
-beforeAll(async () => {
-  benji = await startFakeBenji({ apiKey: benjiApiKey });
-  starship = await startFakeStarship({ username: starshipUsername, password: starshipPassword });
-  subject = buildBroker({ BENJI_BASE_URL: benji.url, STARSHIP_BASE_URL: starship.url, CONNECT_TOKEN_RATE_LIMIT: '1000' });
-});
-afterAll(async () => {
-  await subject.close();
-  await starship.close();
-  await benji.close();
-});
+const world = brokerWithFakes({ CONNECT_TOKEN_RATE_LIMIT: '1000' });
 afterEach(() => {
-  benji.requests.length = 0;
+  world.benji.requests.length = 0;
 });
 
 /** `text` in the given Node encoding, as the bytes a client in that charset would send. */
@@ -59,7 +44,7 @@ const charsets: Array<[string, Buffer]> = [
 
 describe('POST /v1/benji/connect-token bodies', () => {
   async function post(contentType: string | undefined, body: Buffer | string | undefined) {
-    const call = request(subject.broker.publicApp)
+    const call = request(world.subject.broker.publicApp)
       .post('/v1/benji/connect-token')
       .set('authorization', `Bearer ${await signUserToken({ sub: 'charset-user' })}`);
     if (contentType !== undefined) call.set('content-type', contentType);
@@ -71,7 +56,7 @@ describe('POST /v1/benji/connect-token bodies', () => {
     expect(res.status).toBe(415);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(res.body).toMatchObject({ code: 'unsupported_media_type', detail: expect.stringContaining('UTF-8') });
-    expect(benji.requests).toHaveLength(0);
+    expect(world.benji.requests).toHaveLength(0);
   });
 
   it('accepts UTF-8 however the content type spells it', async () => {
@@ -84,7 +69,7 @@ describe('POST /v1/benji/connect-token bodies', () => {
       const res = await post(type, Buffer.from('{"mode":"connect","displayName":"Café 🍪"}', 'utf8'));
       expect(res.status, type).toBe(200);
     }
-    expect(benji.requests.map((r) => (r.body as { display_name: string }).display_name)).toEqual(Array(4).fill('Café 🍪'));
+    expect(world.benji.requests.map((r) => (r.body as { display_name: string }).display_name)).toEqual(Array(4).fill('Café 🍪'));
   });
 
   it('refuses bytes that are not UTF-8 with 400, even when the header says UTF-8', async () => {
@@ -92,7 +77,7 @@ describe('POST /v1/benji/connect-token bodies', () => {
     const res = await post('application/json; charset=utf-8', latin1Name);
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ code: 'invalid_request', detail: 'The body is not valid UTF-8.' });
-    expect(benji.requests).toHaveLength(0);
+    expect(world.benji.requests).toHaveLength(0);
   });
 
   it('refuses other types (415) and says what an empty or non-object body is missing (400)', async () => {
@@ -121,13 +106,13 @@ describe('POST /v1/benji/connect-token bodies', () => {
       expect(res.body.code).toBe('invalid_request');
       expect(res.body.detail, `${type} ${body}`).toMatch(detail);
     }
-    expect(benji.requests).toHaveLength(0);
+    expect(world.benji.requests).toHaveLength(0);
   });
 });
 
 describe('POST /v1/admin/starship/session/renew bodies', () => {
   const renew = (contentType: string | undefined, body?: Buffer | string) => {
-    const call = request(subject.broker.internalApp)
+    const call = request(world.subject.broker.internalApp)
       .post('/v1/admin/starship/session/renew')
       .set('authorization', `Bearer ${serviceKeys.ops}`);
     if (contentType !== undefined) call.set('content-type', contentType);
@@ -135,7 +120,7 @@ describe('POST /v1/admin/starship/session/renew bodies', () => {
   };
 
   it('refuses {"revokePrevious": true} sent as a form, as text or in another charset: 415, no login, no logout', async () => {
-    const before = { ...starship.stats };
+    const before = { ...world.starship.stats };
     const revoke = '{"revokePrevious": true}';
     for (const [type, body] of [
       ['application/x-www-form-urlencoded', 'revokePrevious=true'],
@@ -150,28 +135,28 @@ describe('POST /v1/admin/starship/session/renew bodies', () => {
       expect(res.status, String(type)).toBe(415);
       expect(res.body.code).toBe('unsupported_media_type');
     }
-    expect(starship.stats.logins).toBe(before.logins);
-    expect(starship.stats.logouts).toBe(before.logouts);
+    expect(world.starship.stats.logins).toBe(before.logins);
+    expect(world.starship.stats.logouts).toBe(before.logouts);
   });
 
   it('refuses a body that is not a JSON object with 400, and changes nothing', async () => {
-    const before = { ...starship.stats };
+    const before = { ...world.starship.stats };
     for (const body of ['null', '[]', 'true', '{"revokePrevious":', '{"revokePrevious":"true"}']) {
       const res = await renew('application/json', body);
       expect(res.status, body).toBe(400);
       expect(res.body.code).toBe('invalid_request');
     }
-    expect(starship.stats.logins).toBe(before.logins);
+    expect(world.starship.stats.logins).toBe(before.logins);
   });
 
   it('takes no body at all as {}: a plain renewal, without logout; revokePrevious in UTF-8 JSON logs out', async () => {
-    const before = { ...starship.stats };
+    const before = { ...world.starship.stats };
     expect((await renew(undefined)).status).toBe(200);
     expect((await renew('application/json', '')).status).toBe(200);
-    expect(starship.stats.logins).toBe(before.logins + 2);
-    expect(starship.stats.logouts).toBe(before.logouts);
+    expect(world.starship.stats.logins).toBe(before.logins + 2);
+    expect(world.starship.stats.logouts).toBe(before.logouts);
 
     expect((await renew('application/json; charset=UTF-8', '{"revokePrevious": true}')).status).toBe(200);
-    expect(starship.stats.logouts).toBe(before.logouts + 1);
+    expect(world.starship.stats.logouts).toBe(before.logouts + 1);
   });
 });

@@ -1,9 +1,7 @@
 import request from 'supertest';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
-import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
-import { benjiApiKey, buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
-import { startFakeBenji } from '../support/fakes.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { serviceKeys } from '../support/broker.js';
+import { brokerWithFakes } from '../support/broker-with-fakes.js';
 import { signUserToken } from '../support/jwt.js';
 import { secret } from '../support/secrets.js';
 
@@ -12,25 +10,12 @@ import { secret } from '../support/secrets.js';
  * values here are not configured anywhere (the logger's last pass could not know them): only the
  * query redaction can keep them out.
  */
-let benji: FakeBenji;
-let starship: FakeStarship;
-let subject: TestBroker;
-
-beforeAll(async () => {
-  benji = await startFakeBenji({ apiKey: benjiApiKey });
-  starship = await startFakeStarship({ username: starshipUsername, password: starshipPassword });
-  subject = buildBroker({ BENJI_BASE_URL: benji.url, STARSHIP_BASE_URL: starship.url, LOG_LEVEL: 'info' });
-});
-afterAll(async () => {
-  await subject.close();
-  await benji.close();
-  await starship.close();
-});
+const world = brokerWithFakes({ LOG_LEVEL: 'info' });
 afterEach(() => {
-  starship.requests.length = 0;
+  world.starship.requests.length = 0;
 });
 
-const lineOf = (requestId: string) => subject.logs.entries().find((e) => e.requestId === requestId) as { url: string; msg: string };
+const lineOf = (requestId: string) => world.subject.logs.entries().find((e) => e.requestId === requestId) as { url: string; msg: string };
 const asOrders = (call: request.Test) => call.set('authorization', `Bearer ${serviceKeys.orders}`);
 
 /** Credential-like names in the forms services write them, each with a value of its own. */
@@ -63,16 +48,20 @@ const expectRedacted = (url: string) => {
 
 describe('internal door', () => {
   it('a service key in ?key= is not logged, on success or failure, and Starship still gets the query as sent', async () => {
-    const ok = await asOrders(request(subject.broker.internalApp).get(`/v1/starship/api/v1/products?page=2&key=${serviceKeys.orders}`));
+    const ok = await asOrders(
+      request(world.subject.broker.internalApp).get(`/v1/starship/api/v1/products?page=2&key=${serviceKeys.orders}`),
+    );
     expect(ok.status).toBe(200);
     expect(lineOf(ok.headers['x-request-id'] as string)).toMatchObject({
       url: '/v1/starship/api/v1/products?page=2&key=[redacted]',
       msg: 'request completed',
     });
-    expect(starship.requests.at(-1)?.path).toBe('/api/v1/products');
+    expect(world.starship.requests.at(-1)?.path).toBe('/api/v1/products');
 
-    starship.fail('api', { kind: 'reset' });
-    const failed = await asOrders(request(subject.broker.internalApp).get(`/v1/starship/api/v1/products?key=${serviceKeys.orders}&page=3`));
+    world.starship.fail('api', { kind: 'reset' });
+    const failed = await asOrders(
+      request(world.subject.broker.internalApp).get(`/v1/starship/api/v1/products?key=${serviceKeys.orders}&page=3`),
+    );
     expect(failed.status).toBe(502);
     expect(lineOf(failed.body.requestId as string)).toMatchObject({
       url: '/v1/starship/api/v1/products?key=[redacted]&page=3',
@@ -81,7 +70,7 @@ describe('internal door', () => {
   });
 
   it('redacts every credential-like name, in any case and as part of a longer name; keeps the rest', async () => {
-    const res = await asOrders(request(subject.broker.internalApp).get(`/v1/starship/api/v1/echo?page=2&${query}&sort=name`));
+    const res = await asOrders(request(world.subject.broker.internalApp).get(`/v1/starship/api/v1/echo?page=2&${query}&sort=name`));
     expect(res.status).toBe(200);
     expect((res.body as { query: string }).query).toBe(`page=2&${query}&sort=name`);
     const { url } = lineOf(res.headers['x-request-id'] as string);
@@ -91,7 +80,9 @@ describe('internal door', () => {
 
   it('judges percent-encoded names decoded, and parameters after ; by their own name', async () => {
     const value = secret('semicolon-separated-value-4d2a91');
-    const res = await asOrders(request(subject.broker.internalApp).get(`/v1/starship/api/v1/echo?api%5Fkey=${value}&a=1;token=${value}`));
+    const res = await asOrders(
+      request(world.subject.broker.internalApp).get(`/v1/starship/api/v1/echo?api%5Fkey=${value}&a=1;token=${value}`),
+    );
     expect(res.status).toBe(200);
     expect(lineOf(res.headers['x-request-id'] as string).url).toBe('/v1/starship/api/v1/echo?api%5Fkey=[redacted]&a=1;token=[redacted]');
   });
@@ -100,15 +91,15 @@ describe('internal door', () => {
 describe('public door', () => {
   it('redacts credential-like query values on success and on failure', async () => {
     const jwt = await signUserToken({ sub: 'query-user' });
-    const ok = await request(subject.broker.publicApp)
+    const ok = await request(world.subject.broker.publicApp)
       .post(`/v1/benji/connect-token?${query}`)
       .set('authorization', `Bearer ${jwt}`)
       .send({ mode: 'connect' });
     expect(ok.status).toBe(200);
     expectRedacted(lineOf(ok.headers['x-request-id'] as string).url);
 
-    benji.fail({ kind: 'reply', status: 500, body: { error: 'unexpected_error' } });
-    const failed = await request(subject.broker.publicApp)
+    world.benji.fail({ kind: 'reply', status: 500, body: { error: 'unexpected_error' } });
+    const failed = await request(world.subject.broker.publicApp)
       .post(`/v1/benji/connect-token?${query}`)
       .set('authorization', `Bearer ${jwt}`)
       .send({ mode: 'connect' });

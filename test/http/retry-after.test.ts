@@ -1,26 +1,11 @@
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
-import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
-import { benjiApiKey, buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
-import { startFakeBenji } from '../support/fakes.js';
+import { describe, expect, it } from 'vitest';
+import { buildBroker, serviceKeys } from '../support/broker.js';
+import { brokerWithFakes } from '../support/broker-with-fakes.js';
 import { signUserToken } from '../support/jwt.js';
 
 /** A Retry-After an upstream sends reaches our callers as at most 15 min, and never as nonsense. */
-let benji: FakeBenji;
-let starship: FakeStarship;
-let subject: TestBroker;
-
-beforeAll(async () => {
-  benji = await startFakeBenji({ apiKey: benjiApiKey });
-  starship = await startFakeStarship({ username: starshipUsername, password: starshipPassword });
-  subject = buildBroker({ BENJI_BASE_URL: benji.url, STARSHIP_BASE_URL: starship.url });
-});
-afterAll(async () => {
-  await subject.close();
-  await benji.close();
-  await starship.close();
-});
+const world = brokerWithFakes();
 
 const cases = [
   ['a sane delay', '120', '120'],
@@ -30,8 +15,8 @@ const cases = [
 
 describe('Benji 429 → 503 upstream_throttled', () => {
   const throttled = async (retryAfter: string) => {
-    benji.fail({ kind: 'reply', status: 429, body: { error: 'rate_limited' }, headers: { 'Retry-After': retryAfter } });
-    const res = await request(subject.broker.publicApp)
+    world.benji.fail({ kind: 'reply', status: 429, body: { error: 'rate_limited' }, headers: { 'Retry-After': retryAfter } });
+    const res = await request(world.subject.broker.publicApp)
       .post('/v1/benji/connect-token')
       .set('authorization', `Bearer ${await signUserToken({ sub: 'patient-user' })}`)
       .send({ mode: 'connect' });
@@ -51,26 +36,26 @@ describe('Benji 429 → 503 upstream_throttled', () => {
 
 describe('Starship throttling', () => {
   const proxied = () =>
-    request(subject.broker.internalApp).get('/v1/starship/api/v1/products').set('authorization', `Bearer ${serviceKeys.orders}`);
+    request(world.subject.broker.internalApp).get('/v1/starship/api/v1/products').set('authorization', `Bearer ${serviceKeys.orders}`);
 
   it.each(cases)('a proxied 429 passes on %s as at most 900 s', async (_name, sent, passedOn) => {
-    starship.fail('api', { kind: 'reply', status: 429, body: { error: 'Too Many Requests' }, headers: { 'Retry-After': sent } });
+    world.starship.fail('api', { kind: 'reply', status: 429, body: { error: 'Too Many Requests' }, headers: { 'Retry-After': sent } });
     const res = await proxied();
     expect(res.status).toBe(429);
     expect(res.headers['retry-after']).toBe(passedOn);
   });
 
   it.each(['-5', 'soon'])('a proxied 429 with Retry-After %s passes without the header', async (sent) => {
-    starship.fail('api', { kind: 'reply', status: 429, body: { error: 'Too Many Requests' }, headers: { 'Retry-After': sent } });
+    world.starship.fail('api', { kind: 'reply', status: 429, body: { error: 'Too Many Requests' }, headers: { 'Retry-After': sent } });
     const res = await proxied();
     expect(res.status).toBe(429);
     expect(res.headers['retry-after']).toBeUndefined();
   });
 
   it('a throttled login with an absurd Retry-After → 503 with at most 900 s', async () => {
-    const fresh = buildBroker({ STARSHIP_BASE_URL: starship.url });
+    const fresh = buildBroker({ STARSHIP_BASE_URL: world.starship.url });
     try {
-      starship.fail('login', {
+      world.starship.fail('login', {
         kind: 'reply',
         status: 429,
         body: { error: 'Too Many Requests' },

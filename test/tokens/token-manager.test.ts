@@ -191,7 +191,7 @@ describe('token manager, one replica', () => {
     time.advance(700_000); // in the window: the background refresh fails
     fake.fail('refresh', { kind: 'reply', status: 503, body: { error: 'unavailable' } });
     expect(await one.manager.getAccessToken()).toBe(first);
-    await settle(() => fake.stats.refreshFailures === 1);
+    await settle(() => fake.stats.refreshFailures === 1 && one.manager.snapshot().state === 'valid'); // the broker has taken the failure in too
     expect(await one.manager.getAccessToken()).toBe(first); // still in hand, inside the backoff
     expect(fake.stats.refreshFailures).toBe(1);
 
@@ -377,8 +377,8 @@ describe('token manager, several replicas on one Redis', () => {
       const before = await all[0]!.manager.getAccessToken();
       const tokens = await Promise.all(all.flatMap((r) => Array.from({ length: 50 }, () => r.manager.getAccessToken())));
       expect(tokens.every((t) => typeof t === 'string')).toBe(true);
-      await settle(() => fake.stats.refreshes === cycle);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Done once every replica has refreshed or adopted (none is still waiting on the lock).
+      await settle(() => fake.stats.refreshes === cycle && all.every((r) => r.manager.snapshot().state === 'valid'));
       const after = await Promise.all(all.map((r) => r.manager.getAccessToken()));
       expect(new Set(after).size).toBe(1);
       expect(after[0]).not.toBe(before);

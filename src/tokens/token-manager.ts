@@ -263,7 +263,11 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   async function activeCooldown(now: number): Promise<Cooldown | undefined> {
     try {
       const shared = await store.readCooldown();
-      cooldown = shared === undefined ? undefined : { ...shared, until: Math.min(shared.until, now + maxCooldownS * 1000) };
+      const latest = now + maxCooldownS * 1000;
+      cooldown = shared === undefined ? undefined : { ...shared, until: Math.min(shared.until, latest) };
+      // One that would last longer (skewed or planted) is written back clamped, so its end is fixed
+      // once instead of moving on with every read, and Redis holds it no longer either.
+      if (shared !== undefined && shared.until > latest) await store.writeCooldown({ ...shared, until: latest });
     } catch (error) {
       storeFailed('read cooldown', error);
     }

@@ -64,6 +64,23 @@ describe('a stored login cooldown', () => {
     expect((await broker.readyz()).body).toEqual({ status: 'ok', checks: { redis: 'ok', starshipToken: 'valid' } });
   });
 
+  it('left in Redis with no TTL ends 15 minutes after it was first read, not 15 minutes after every read', async () => {
+    const s = await starship();
+    const broker = s.replica();
+    await redis.set(keys(s).cooldown, JSON.stringify({ until: s.now() + yearsMs, reason: 'throttled' }));
+    expect((await broker.call()).status).toBe(503);
+    expect(await redis.pttl(keys(s).cooldown)).toBeGreaterThan(0); // written back with an end, and a TTL
+
+    s.advance(8 * 60_000);
+    const later = await broker.call();
+    expect(later.status).toBe(503);
+    expect(Number(later.headers['retry-after'])).toBe(7 * 60);
+
+    s.advance(8 * 60_000);
+    expect((await broker.call()).status).toBe(200);
+    expect(s.fake.stats.logins).toBe(1);
+  });
+
   it('deleted from Redis shows in readiness without waiting for a call', async () => {
     const s = await starship();
     const broker = s.replica();

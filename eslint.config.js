@@ -16,7 +16,7 @@ export default tseslint.config(
   },
   {
     // Only the process entry point and scripts may print to the console.
-    files: ['src/main.ts', 'src/demo.ts', 'scripts/**', 'bench/**'],
+    files: ['src/main.ts', 'src/demo.ts', 'src/require-node.ts', 'scripts/**', 'bench/**'],
     rules: { 'no-console': 'off' },
   },
 );

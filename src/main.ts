@@ -1,3 +1,4 @@
+import './require-node.js';
 import { readFileSync } from 'node:fs';
 import { parseCommandLine, usage } from './command-line.js';
 import { createBroker } from './compose.js';

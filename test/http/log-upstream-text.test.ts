@@ -135,6 +135,22 @@ describe('Starship error text', () => {
     expect(rejected?.upstreamError).toBe(`${'n'.repeat(80)}[redacted]${'m'.repeat(10)}…`);
     expectNoSecretIn(b.logs.text());
   });
+
+  it('scrubs a password shorter than the last pass looks for from what Starship echoed', async () => {
+    const shortPassword = secret('hunter2');
+    const short = await startFakeStarship({ username: starshipUsername, password: shortPassword });
+    try {
+      const b = buildBroker({ STARSHIP_BASE_URL: short.url, STARSHIP_PASSWORD: shortPassword, LOG_LEVEL: 'debug' });
+      brokers.push(b);
+      short.fail('login', { kind: 'reply', status: 401, body: { error: `no account with password ${shortPassword}` } });
+      expect((await proxied(b)).status).toBe(502);
+      const rejected = b.logs.entries().find((e) => String(e.msg).startsWith('starship login rejected'));
+      expect(rejected?.upstreamError).toBe('no account with password [redacted]');
+      expect(b.logs.text()).not.toContain(shortPassword);
+    } finally {
+      await short.close();
+    }
+  });
 });
 
 describe('the last pass over every log line', () => {

@@ -7,14 +7,19 @@ const fields = ['mode', 'displayName', 'amount', 'allowsEditing'] as const;
 /**
  * Printable characters only. Refused: controls (Cc), format characters (Cf: bidi overrides and
  * isolates, zero-width space and joiners, word joiner, BOM, …), lone surrogates (Cs), private-use
- * (Co) and unassigned (Cn) code points, and line and paragraph separators: the name is shown to the
- * user in Benji's UI, where any of these can hide or reorder text.
+ * (Co) and unassigned (Cn) code points, line and paragraph separators, and the other characters
+ * Unicode says render as nothing (Default_Ignorable: the combining grapheme joiner, variation
+ * selectors, Hangul fillers…) but the emoji-presentation selector right after a symbol (❤️). And
+ * something must show: a letter, digit, punctuation or symbol other than the blank braille pattern.
+ * The name is shown to the user in Benji's UI, where any of these can hide or reorder text.
  */
-export const printableText = /^[^\p{C}\p{Zl}\p{Zp}]*$/u;
+const hidden = /[\p{C}\p{Zl}\p{Zp}]|(?<!\p{So})\uFE0F|(?!\uFE0F)\p{Default_Ignorable_Code_Point}/u;
+const shown = /(?!\u2800)[\p{L}\p{N}\p{P}\p{S}]/u;
+export const isPrintableText = (text: string) => !hidden.test(text) && shown.test(text);
 
 const modes = 'one of "connect", "transfer", "redeem", or their numbers 1, 3, 4';
 const displayNameRule =
-  'must be a string of 1–100 printable characters (letters, marks, digits, punctuation, symbols, spaces; no control, bidi, zero-width, private-use, unassigned or line-separator characters)';
+  'must be a string of 1–100 printable characters (letters, marks, digits, punctuation, symbols, spaces; no control, bidi, zero-width, invisible, private-use, unassigned or line-separator characters)';
 
 /** Unknown keys are named back when they are short and plain; anything else could be anything. */
 const unknownFields = (keys: readonly string[]) => {
@@ -42,7 +47,7 @@ export function connectTokenBodySchema({ maxTransferAmount = Number.MAX_SAFE_INT
         // Checked before trimming, so a control character at either end is refused, not trimmed away.
         displayName: z
           .string({ error: displayNameRule })
-          .regex(printableText, displayNameRule)
+          .refine(isPrintableText, displayNameRule)
           .trim()
           .min(1, displayNameRule)
           .max(100, displayNameRule)

@@ -169,6 +169,15 @@ describe('POST /v1/benji/connect-token', () => {
     ['an unassigned code point', 'Reward \u0378'],
     ['a lone high surrogate', 'Reward \ud800'],
     ['a lone low surrogate', '\udfffReward'],
+    ['a combining grapheme joiner', 'Reward\u034fCookies'],
+    ['a variation selector', 'Reward\ufe00Cookies'],
+    ['a supplementary variation selector', 'Reward\u{e0100}Cookies'],
+    ['an emoji selector after a letter', 'Reward\ufe0fCookies'],
+    ['a Hangul filler', 'Reward\u3164Cookies'],
+    ['only a Hangul filler (renders blank)', '\u3164'],
+    ['a Khmer inherent vowel', 'Reward\u17b4Cookies'],
+    ['only combining marks', '\u0301\u0301\u0301'],
+    ['only blank braille patterns', '\u2800\u2800'],
   ])('refuses a displayName with %s: 400 saying what is allowed, and never calls Benji', async (_name, displayName) => {
     const res = await post({ mode: 'connect', displayName });
     expect(res.status).toBe(400);
@@ -178,7 +187,17 @@ describe('POST /v1/benji/connect-token', () => {
   });
 
   it('accepts printable display names in any script, with accents, emoji and spaces', async () => {
-    const names = ['Café Crème', 'Cookies & Co. – 50% off!', 'مكافآت الكوكيز', 'クッキー報酬', 'e\u0301clair', 'Cookie 🍪', 'Ünïcödé Ltd'];
+    const names = [
+      'Café Crème',
+      'Cookies & Co. – 50% off!',
+      'مكافآت الكوكيز',
+      'クッキー報酬',
+      'e\u0301clair',
+      'Cookie 🍪',
+      'Ünïcödé Ltd',
+      '❤\ufe0f Cookies',
+      '★',
+    ];
     for (const displayName of names) expect((await post({ mode: 'connect', displayName })).status, displayName).toBe(200);
     expect(benji.requests.map((r) => (r.body as { display_name: string }).display_name)).toEqual(names);
   });

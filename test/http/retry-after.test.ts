@@ -29,6 +29,10 @@ describe('Benji 429 → 503 upstream_throttled', () => {
     expect(await throttled(sent)).toBe(passedOn);
   });
 
+  it.each(['0', 'Thu, 01 Jan 2015 00:00:00 GMT'])('passes on %s as 1 s, never as "retry at once"', async (sent) => {
+    expect(await throttled(sent)).toBe('1');
+  });
+
   it.each(['-5', '-99999999', 'soon', '1e9'])('treats %s as unreadable: the default 60 s', async (sent) => {
     expect(await throttled(sent)).toBe('60');
   });

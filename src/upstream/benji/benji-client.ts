@@ -127,7 +127,8 @@ export function createBenjiClient(options: BenjiClientOptions): BenjiClient {
         const benjiError = parsedError.success ? upstreamText(parsedError.data.error ?? parsedError.data.code, scrub) : undefined;
         const logFields = { upstream: 'benji', upstreamStatus: response.statusCode, benjiError, ...(tooLarge && { reason: oversized }) };
         if (response.statusCode === 429) {
-          const retryAfterS = retryAfterSeconds(response.headers['retry-after'], clock()) ?? 60;
+          // At least a second: a 0 (or a date already past) would tell our callers to retry at once.
+          const retryAfterS = Math.max(1, retryAfterSeconds(response.headers['retry-after'], clock()) ?? 60);
           throw new AppError('upstream_throttled', 'Benji is throttling requests; try again later.', { retryAfterS, logFields });
         }
         const detail =

@@ -50,6 +50,33 @@ export type BenjiModeName = (typeof benjiModes)[number];
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+const maxTrustedHops = 5;
+
+/**
+ * One TRUST_PROXY entry: an address, a subnet or a proxy-addr name, as proxy-addr compiles it. A
+ * subnet wider than /8 (IPv4) or /7 (IPv6, the unique-local range) is refused: trusting half the
+ * internet (0.0.0.0/1, ::/1) is `true` spelled out. A number inside a list is refused too: proxy-addr
+ * would read `1` as the address 0.0.0.1, not as a hop count.
+ */
+function trustedAddressProblem(entry: string): string | undefined {
+  const what = 'must be an IP address, a subnet (10.0.0.0/8) or loopback, linklocal, uniquelocal; a hop count stands alone';
+  if (/^\d+$/.test(entry)) return what;
+  try {
+    proxyAddr.compile(entry);
+  } catch {
+    return what;
+  }
+  const [address = '', mask] = entry.split('/');
+  if (mask === undefined) return undefined;
+  const bits = mask.includes('.')
+    ? mask.split('.').reduce((sum, octet) => sum + (Number(octet) >>> 0).toString(2).replace(/0/g, '').length, 0)
+    : Number(mask);
+  const widest = isIP(address) === 6 ? 7 : 8;
+  return bits < widest
+    ? `a subnet wider than /${widest} trusts nearly anyone to say who the client is; name your proxies' own subnets`
+    : undefined;
+}
+
 /**
  * Which hops of X-Forwarded-For are our own proxies. `true` is refused: it would trust whatever a
  * client sends, so on a directly reachable port any caller could pick its own IP and dodge the
@@ -71,21 +98,17 @@ const trustProxy = z
     }
     if (/^\d+$/.test(value)) {
       const hops = Number(value);
-      if (hops <= 32) return hops;
-      ctx.addIssue({ code: 'custom', message: 'a hop count must be at most 32 (the number of proxies in front of the broker)' });
+      if (hops <= maxTrustedHops) return hops;
+      ctx.addIssue({
+        code: 'custom',
+        message: `a hop count must be at most ${maxTrustedHops}: each hop trusted beyond the real proxies lets a client choose its own address`,
+      });
       return z.NEVER;
     }
     const entries = value.split(',').map((entry) => entry.trim());
     entries.forEach((entry, index) => {
-      try {
-        proxyAddr.compile(entry);
-      } catch {
-        ctx.addIssue({
-          code: 'custom',
-          path: [index],
-          message: 'must be a hop count, an IP address, a subnet (10.0.0.0/8) or loopback, linklocal, uniquelocal',
-        });
-      }
+      const problem = trustedAddressProblem(entry);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', path: [index], message: problem });
     });
     return entries.join(', ');
   });

@@ -220,11 +220,26 @@ describe('loadConfig', () => {
     expect(problems({ ...required, TRUST_PROXY: 'true' })).toEqual([
       'TRUST_PROXY: true would trust any X-Forwarded-For a client sends; give the number of proxies in front of the broker (e.g. 1) or their addresses/subnets (e.g. 10.0.0.0/8)',
     ]);
-    expect(problems({ ...required, TRUST_PROXY: 'loopback,10.0.0.0/33,proxy.internal' })).toEqual([
-      'TRUST_PROXY: entry 2: must be a hop count, an IP address, a subnet (10.0.0.0/8) or loopback, linklocal, uniquelocal',
-      'TRUST_PROXY: entry 3: must be a hop count, an IP address, a subnet (10.0.0.0/8) or loopback, linklocal, uniquelocal',
+    const notAnAddress = 'must be an IP address, a subnet (10.0.0.0/8) or loopback, linklocal, uniquelocal; a hop count stands alone';
+    expect(problems({ ...required, TRUST_PROXY: 'loopback,10.0.0.0/33,proxy.internal,1' })).toEqual([
+      `TRUST_PROXY: entry 2: ${notAnAddress}`,
+      `TRUST_PROXY: entry 3: ${notAnAddress}`,
+      `TRUST_PROXY: entry 4: ${notAnAddress}`,
     ]);
-    expect(problems({ ...required, TRUST_PROXY: '1000' })[0]).toMatch(/^TRUST_PROXY: a hop count must be at most 32/);
+    expect(problems({ ...required, TRUST_PROXY: '6' })[0]).toMatch(/^TRUST_PROXY: a hop count must be at most 5/);
+    expect(ok({ ...required, TRUST_PROXY: '5' }).http.trustProxy).toBe(5);
+  });
+
+  it('refuses TRUST_PROXY subnets so wide that they mean true', () => {
+    for (const wide of ['0.0.0.0/1,128.0.0.0/1,::/1,8000::/1', '10.0.0.0/7', '10.0.0.0/254.0.0.0', '::/1']) {
+      expect(problems({ ...required, TRUST_PROXY: wide })[0], wide).toMatch(
+        /^TRUST_PROXY: entry 1: a subnet wider than \/(8|7) trusts nearly anyone/,
+      );
+    }
+    for (const all of ['0.0.0.0/0', '::/0']) expect(problems({ ...required, TRUST_PROXY: all })[0], all).toMatch(/^TRUST_PROXY: entry 1: /);
+    expect(ok({ ...required, TRUST_PROXY: '10.0.0.0/8,fc00::/7,192.168.0.0/255.255.0.0' }).http.trustProxy).toBe(
+      '10.0.0.0/8, fc00::/7, 192.168.0.0/255.255.0.0',
+    );
   });
 
   it('checks at parse time what would otherwise fail when the broker starts listening', () => {

@@ -18,25 +18,43 @@ const quietPaths = new Set(['/healthz', '/readyz', '/metrics']);
 
 /**
  * Query parameter names that may carry a credential, matched anywhere in the decoded name and in
- * any case (`apiKey`, `x-api-key`, `access_token`, `X-Amz-Signature`). Broad on purpose: a
- * redacted `country_code` costs a little debugging, a logged key costs a rotation.
+ * any case (`apiKey`, `x-api-key`, `access_token`, `X-Amz-Signature`, `client_assertion`), or as
+ * the whole name for words too short to look for inside others (`pin`, `otp`, `state`). Broad on
+ * purpose: a redacted `country_code` costs a little debugging, a logged key costs a rotation.
  */
-const credentialName = /key|token|secret|pass|pwd|sig|code|auth|session|credential|cookie|jwt|bearer/i;
+const credentialName = /key|token|secret|pass|pwd|sig|code|auth|session|credential|cookie|jwt|bearer|assertion|hmac|nonce|hash/i;
+const credentialWord = /^(pin|otp|state)$/i;
+const isCredentialName = (name: string) => credentialName.test(name) || credentialWord.test(name);
 
-/** The URL as logged: values of credential-like query parameters become `[redacted]`, names stay. */
+/**
+ * The URL as logged: values of credential-like parameters become `[redacted]`, names stay: in the
+ * query, and in `;name=value` parameters of the path, which some servers read too.
+ */
 function loggedUrl(url: string, queryAt = url.indexOf('?')): string {
-  if (queryAt === -1) return url;
+  const path = queryAt === -1 ? url : url.slice(0, queryAt);
+  const loggedPath = path.includes(';')
+    ? path
+        .split('/')
+        .map((segment) => redactParams(segment, /(;)/, 1))
+        .join('/')
+    : path;
+  if (queryAt === -1) return loggedPath;
   const query = url.slice(queryAt + 1);
   // Every name is part of the query: when nothing in it matches (and nothing is encoded), none does.
-  if (!credentialName.test(query) && !query.includes('%')) return url;
+  if (!credentialName.test(query) && !query.includes('%') && !/(^|[&;])(pin|otp|state)=/i.test(query)) return `${loggedPath}?${query}`;
   // `;` separates parameters for some servers: a value after one is judged by its own name.
-  const params = query.split(/([&;])/);
-  for (let i = 0; i < params.length; i += 2) {
+  return `${loggedPath}?${redactParams(query, /([&;])/, 0)}`;
+}
+
+/** Splits on `separator` (kept), redacting each `name=value` from the `first` piece on. */
+function redactParams(text: string, separator: RegExp, first: number): string {
+  const params = text.split(separator);
+  for (let i = first * 2; i < params.length; i += 2) {
     const param = params[i] ?? '';
     const equals = param.indexOf('=');
-    if (equals !== -1 && credentialName.test(decodedName(param.slice(0, equals)))) params[i] = `${param.slice(0, equals)}=[redacted]`;
+    if (equals !== -1 && isCredentialName(decodedName(param.slice(0, equals)))) params[i] = `${param.slice(0, equals)}=[redacted]`;
   }
-  return `${url.slice(0, queryAt + 1)}${params.join('')}`;
+  return params.join('');
 }
 
 function decodedName(name: string): string {

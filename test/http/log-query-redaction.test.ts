@@ -34,6 +34,13 @@ const credentials = Object.fromEntries(
     'auth',
     'session_id',
     'credential',
+    'client_assertion',
+    'hmac',
+    'nonce',
+    'hash',
+    'pin',
+    'OTP',
+    'state',
   ].map((name, i) => [name, secret(`third-party-value-${i}-${name.length}-9e1b7c`)]),
 );
 const query = Object.entries(credentials)
@@ -47,6 +54,12 @@ const expectRedacted = (url: string) => {
 };
 
 describe('internal door', () => {
+  it('redacts credential-like ;name=value parameters in the path as well', async () => {
+    const value = secret('matrix-param-value-1f3e9a');
+    const res = await asOrders(request(world.subject.broker.internalApp).get(`/v1/starship/api/v1/products;key=${value};page=2?x=1`));
+    expect(lineOf(res.headers['x-request-id'] as string).url).toBe('/v1/starship/api/v1/products;key=[redacted];page=2?x=1');
+  });
+
   it('a service key in ?key= is not logged, on success or failure, and Starship still gets the query as sent', async () => {
     const ok = await asOrders(
       request(world.subject.broker.internalApp).get(`/v1/starship/api/v1/products?page=2&key=${serviceKeys.orders}`),

@@ -23,19 +23,18 @@ export type JsonObjectReader = (req: Request, res: Response) => Promise<Record<s
  * an empty body as `{}` and a non-JSON content type as no body at all: a form-encoded
  * `revokePrevious=true` on the renew route became `{}`, a renewal without the logout asked for.
  *
- * In order: a content type other than `application/json` (or a charset other than UTF-8) is 415
- * before a byte is read; a body without a content type is 415; no body is `undefined`, for the
- * route to decide; then invalid UTF-8, invalid JSON and JSON that is not an object are each a 400
+ * In order: no body is `undefined`, for the route to decide; a content type other than
+ * `application/json` (or a charset other than UTF-8) is 415 before a byte is read, and so is a
+ * body without a content type; then invalid UTF-8, invalid JSON and JSON that is not an object are each a 400
  * that says which.
  */
 export function jsonObjectReader({ limit }: { limit: string }): JsonObjectReader {
   const raw = express.raw({ type: () => true, limit });
   return async (req, res) => {
+    // No body at all is the route's to judge, whatever type it claims (curl -d '' sends a form type).
+    if (!declaresBody(req)) return undefined;
     const type = req.headers['content-type'];
-    if (type === undefined) {
-      if (!declaresBody(req)) return undefined;
-      throw new AppError('unsupported_media_type', 'Send the body as application/json (UTF-8).');
-    }
+    if (type === undefined) throw new AppError('unsupported_media_type', 'Send the body as application/json (UTF-8).');
     if (!isUtf8Json(type))
       throw new AppError('unsupported_media_type', 'Send the body as application/json in UTF-8; no other type or charset is accepted.');
 

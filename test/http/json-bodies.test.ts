@@ -153,7 +153,10 @@ describe('POST /v1/admin/starship/session/renew bodies', () => {
     const before = { ...world.starship.stats };
     expect((await renew(undefined)).status).toBe(200);
     expect((await renew('application/json', '')).status).toBe(200);
-    expect(world.starship.stats.logins).toBe(before.logins + 2);
+    // What `curl -X POST -d ''` sends: a form type, and no body.
+    expect((await renew('application/x-www-form-urlencoded', '')).status).toBe(200);
+    expect((await renew('text/plain', '')).status).toBe(200);
+    expect(world.starship.stats.logins).toBe(before.logins + 4);
     expect(world.starship.stats.logouts).toBe(before.logouts);
 
     expect((await renew('application/json; charset=UTF-8', '{"revokePrevious": true}')).status).toBe(200);

@@ -142,7 +142,7 @@ export function internalOpenApi(): object {
   const proxy = {
     summary: 'Call Starship Rewards with the broker’s managed token',
     description:
-      'Forwarded to {STARSHIP_BASE_URL}/{path}?{query} when the path starts with an allowed prefix. Starship’s own statuses pass through unchanged.',
+      'Forwarded to {STARSHIP_BASE_URL}/{path}?{query} when the path starts with an allowed prefix. Starship’s own statuses pass through unchanged. Only GET, HEAD, POST, PUT, PATCH and DELETE are forwarded; any other method (TRACE, OPTIONS, CONNECT, WebDAV…) answers 405 method_not_allowed with Allow and reaches nothing.',
     security: service,
     parameters: [
       { name: 'path', in: 'path', required: true, description: 'Starship path, e.g. api/v1/products', schema: { type: 'string' } },
@@ -167,7 +167,7 @@ export function internalOpenApi(): object {
     paths: {
       ...probes,
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Text exposition format' } } } },
-      '/v1/starship/{path}': { get: proxy, post: proxy, put: proxy, patch: proxy, delete: proxy },
+      '/v1/starship/{path}': { get: proxy, head: proxy, post: proxy, put: proxy, patch: proxy, delete: proxy },
       '/v1/admin/starship/session': {
         get: {
           summary: 'The shared Starship session (never a token)',
@@ -195,6 +195,7 @@ export function internalOpenApi(): object {
             '415': problem('unsupported_media_type: body not application/json, or in a charset other than UTF-8'),
             '502': problem('upstream_error'),
             '503': problem('upstream_throttled, with Retry-After'),
+            '504': problem('upstream_timeout: Starship did not answer the login (or logout) in time'),
           },
         },
       },

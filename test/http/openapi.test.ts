@@ -40,7 +40,7 @@ function routesOf(app: Express): string[] {
       } else if (layer.handle.stack !== undefined) {
         walk(layer.handle.stack);
       } else if (layer.rawPath !== undefined && layer.rawPath !== '/') {
-        for (const method of ['get', 'post', 'put', 'patch', 'delete']) found.add(`${method} ${layer.rawPath}/{path}`);
+        for (const method of ['get', 'head', 'post', 'put', 'patch', 'delete']) found.add(`${method} ${layer.rawPath}/{path}`);
       }
     }
   };

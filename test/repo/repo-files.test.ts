@@ -138,7 +138,7 @@ describe('container files', () => {
 
     expect(broker?.profiles).toEqual(['live']);
     expect(broker?.depends_on?.redis?.condition).toBe('service_healthy');
-    // A fresh clone has no .env: optional, so the sandbox profile runs on any compose version.
+    // A fresh clone has no .env: optional (Compose 2.24 or newer), so the sandbox profile runs without one.
     expect(broker?.env_file).toEqual([{ path: '.env', required: false }]);
     expect(broker?.environment).toMatchObject({ REDIS_URL: 'redis://redis:6379', PORT: '8080', INTERNAL_PORT: '8081' });
     expect(broker?.ports).toEqual(['8080:8080', '127.0.0.1:8081:8081']);

@@ -10,7 +10,7 @@ by environment variables only (the README's Configuration section; .env.example 
 Options:
   --check-config  validate the configuration, print any problem and exit (0 valid, 1 invalid);
                   listens on nothing and calls no upstream
-  --help          print this help and exit
+  -h, --help      print this help and exit
   --version       print the version and exit`;
 
 /**

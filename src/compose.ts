@@ -1,9 +1,12 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
 import type { Redis } from 'ioredis';
 import type { DestinationStream } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load-config.js';
 import type { Readiness } from './http/base-app.js';
+import { refuseConnect } from './http/connect-refusal.js';
 import { connectRateLimit } from './http/connect-rate-limit.js';
 import { frontendAuth } from './http/frontend-auth.js';
 import { internalAuth, requireAdmin, serviceIdentifier } from './http/internal-auth.js';
@@ -23,15 +26,16 @@ import { createTokenManager, type TokenManager } from './tokens/token-manager.js
 import type { TokenStore } from './tokens/token-store.js';
 import { createStarshipClient } from './upstream/starship/starship-client.js';
 
-/** What the broker needs besides its config: the build's version, which main.ts reads from package.json. */
+/** What the broker needs besides its config, from its entry point (main.ts, the demo, a test). */
 export interface BrokerOptions extends BrokerOverrides {
+  /** The build's version, which main.ts reads from package.json. */
   version: string;
+  /** Where the broker's log lines go (every line is scrubbed of configured secrets first). */
+  logDestination: DestinationStream;
 }
 
-/** Stand-ins a test (or the demo, for its pretty logs) may pass instead of what the config would build. */
+/** Stand-ins a test may pass instead of what the config would build. */
 export interface BrokerOverrides {
-  /** Where the broker's logger (scrubbing included) writes, instead of stdout. */
-  logDestination?: DestinationStream;
   clock?: Clock;
   /** Jitter source for renewal backoff. */
   random?: () => number;
@@ -40,6 +44,8 @@ export interface BrokerOverrides {
 export interface Broker {
   readonly publicApp: Express;
   readonly internalApp: Express;
+  /** For the internal door's server: CONNECT never reaches the app, so this answers it (405). */
+  readonly refuseConnect: (req: IncomingMessage, socket: Duplex) => void;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly tokens: TokenManager;
@@ -54,13 +60,9 @@ export interface Broker {
 }
 
 /** The composition root: every collaborator is built here, by hand, from the config. */
-export function createBroker(config: Config, { version, ...overrides }: BrokerOptions): Broker {
+export function createBroker(config: Config, { version, logDestination, ...overrides }: BrokerOptions): Broker {
   const scrubber = createSecretScrubber(configuredSecrets(config));
-  const logger = createLogger({
-    level: config.logLevel,
-    scrubLine: scrubber.line,
-    ...(overrides.logDestination !== undefined && { destination: overrides.logDestination }),
-  });
+  const logger = createLogger({ level: config.logLevel, scrubLine: scrubber.line, destination: logDestination });
   const metrics = createMetrics();
   const redis: Redis | undefined =
     config.redis === undefined ? undefined : createRedisClient(config.redis.url, logger, () => metrics.redisError('connection'));
@@ -135,6 +137,7 @@ export function createBroker(config: Config, { version, ...overrides }: BrokerOp
   return {
     publicApp,
     internalApp,
+    refuseConnect: refuseConnect(logger),
     logger,
     metrics,
     tokens,

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { DestinationStream } from 'pino';
 import { createBroker } from './compose.js';
 import { loadConfig } from './config/load-config.js';
+import { createStdoutDestination } from './observability/stdout-destination.js';
 import { readPackageVersion } from './package-version.js';
 import { startFakeBenji } from './sandbox/fake-benji.js';
 import { startFakeStarship } from './sandbox/fake-starship.js';
@@ -58,7 +59,7 @@ if (!loaded.ok) {
   process.exit(1);
 }
 
-const broker = createBroker(loaded.config, { version: readPackageVersion(), ...(await prettyLogs()) });
+const broker = createBroker(loaded.config, { version: readPackageVersion(), logDestination: await demoLogs() });
 const running = await serve(broker, loaded.config.http).catch(async (error: unknown) => {
   console.error(`The demo could not listen: ${(error as Error).message}. Free ports 8080/8081, or set PORT and INTERNAL_PORT.`);
   await Promise.all([broker.close(), benji.close(), starship.close()]);
@@ -101,16 +102,15 @@ process.on('SIGINT', () => void stop());
 process.on('SIGTERM', () => void stop());
 
 /** Pretty lines for a person at a terminal; JSON lines otherwise, as the broker writes them. */
-async function prettyLogs(): Promise<{ logDestination?: DestinationStream }> {
-  if (process.stdout.isTTY !== true) return {};
+async function demoLogs(): Promise<DestinationStream> {
+  const json = () => createStdoutDestination({ stream: process.stdout, onExit: (write) => process.once('exit', write) });
+  if (process.stdout.isTTY !== true) return json();
   try {
     // A dev dependency: absent from the image, where the demo's logs stay JSON.
     const { build } = await import('pino-pretty');
-    return {
-      logDestination: build({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,service', destination: process.stdout }),
-    };
+    return build({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,service', destination: process.stdout });
   } catch {
-    return {};
+    return json();
   }
 }
 

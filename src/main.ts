@@ -4,6 +4,7 @@ import { parseCommandLine, usage } from './command-line.js';
 import { createBroker } from './compose.js';
 import { cutSecretWarnings, envFilesOf, type ConfigWarning } from './config/env-file-check.js';
 import { loadConfig } from './config/load-config.js';
+import { createStdoutDestination } from './observability/stdout-destination.js';
 import { readPackageVersion } from './package-version.js';
 import { serve } from './server.js';
 
@@ -39,7 +40,9 @@ async function main(): Promise<void> {
   }
 
   const config = loaded.config;
-  const broker = createBroker(config, { version });
+  // Batched, and unable to block the process or its exit when nobody reads stdout.
+  const logDestination = createStdoutDestination({ stream: process.stdout, onExit: (write) => process.once('exit', write) });
+  const broker = createBroker(config, { version, logDestination });
   const { logger } = broker;
   for (const { variable, message } of warnings) logger.warn({ variable }, message);
   const running = await serve(broker, config.http).catch(async (error: unknown) => {

@@ -1,7 +1,6 @@
 import { createServer, type Server, type ServerOptions } from 'node:http';
 import type { Broker } from './compose.js';
 import type { Config } from './config/load-config.js';
-import { refuseConnect } from './http/connect-refusal.js';
 
 export interface RunningBroker {
   readonly publicPort: number;
@@ -21,7 +20,7 @@ export interface RunningBroker {
 export async function serve(broker: Broker, http: Config['http']): Promise<RunningBroker> {
   const publicServer = createDoorServer(broker.publicApp, http, http.publicMaxConnections);
   const internalServer = createDoorServer(broker.internalApp, http, http.internalMaxConnections);
-  internalServer.on('connect', refuseConnect(broker.logger));
+  internalServer.on('connect', broker.refuseConnect);
   await listen(publicServer, http.publicPort, http.host, 'PORT');
   try {
     await listen(internalServer, http.internalPort, http.host, 'INTERNAL_PORT');

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { z } from 'zod';
-import { errorCatalog } from '../errors.js';
+import { AppError, errorCatalog } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { problemBody } from './problem.js';
+import { problemJson } from './problem.js';
 import { proxiedMethods } from './starship-proxy-route.js';
 
 /**
@@ -18,18 +17,11 @@ export function refuseConnect(logger: Logger): (req: IncomingMessage, socket: Du
   return (req, socket) => {
     socket.on('error', () => socket.destroy());
     const requestId = randomUUID();
-    const { status, title } = errorCatalog.method_not_allowed;
-    const body = JSON.stringify({
-      type: 'about:blank',
-      title,
-      status,
-      detail: 'CONNECT is not forwarded to Starship.',
-      code: 'method_not_allowed',
-      requestId,
-    } satisfies z.input<typeof problemBody>);
+    const error = new AppError('method_not_allowed', 'CONNECT is not forwarded to Starship.', { allow: proxiedMethods });
+    const body = problemJson(error, requestId);
     socket.end(
       [
-        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? title}`,
+        `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? errorCatalog[error.code].title}`,
         `Allow: ${proxiedMethods.join(', ')}`,
         'Content-Type: application/problem+json; charset=utf-8',
         `Content-Length: ${Buffer.byteLength(body)}`,
@@ -41,6 +33,6 @@ export function refuseConnect(logger: Logger): (req: IncomingMessage, socket: Du
         body,
       ].join('\r\n'),
     );
-    log.info({ requestId, method: req.method, status, problem: 'method_not_allowed' }, 'request completed');
+    log.info({ requestId, method: req.method, status: error.status, problem: error.code }, 'request completed');
   };
 }

@@ -29,16 +29,19 @@ export function sendProblem(req: Request, res: Response, error: AppError): void 
     .status(error.status)
     .type('application/problem+json')
     .setHeader('cache-control', 'no-store')
-    .send(
-      JSON.stringify({
-        type: 'about:blank',
-        title: errorCatalog[error.code].title,
-        status: error.status,
-        detail: error.message,
-        code: error.code,
-        requestId: String(req.id),
-      } satisfies z.input<typeof problemBody>),
-    );
+    .send(problemJson(error, String(req.id)));
+}
+
+/** The problem+json text of an error, also for answers written outside Express (CONNECT). */
+export function problemJson(error: AppError, requestId: string): string {
+  return JSON.stringify({
+    type: 'about:blank',
+    title: errorCatalog[error.code].title,
+    status: error.status,
+    detail: error.message,
+    code: error.code,
+    requestId,
+  } satisfies z.input<typeof problemBody>);
 }
 
 /** Errors thrown by body parsing and friends carry `type`/`status`; everything else is a bug. */

@@ -1,6 +1,5 @@
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import type { Scrub } from './secret-scrubber.js';
-import { sharedStdoutDestination } from './stdout-destination.js';
 
 export type { Logger };
 
@@ -31,8 +30,8 @@ const redactPaths = [
 
 export interface LoggerOptions {
   level: LevelWithSilent;
-  /** Where JSON lines go; stdout when absent. Tests pass a capturing stream. */
-  destination?: DestinationStream;
+  /** Where JSON lines go: stdout's batching destination (main.ts), pino-pretty (the demo), a test's capture. */
+  destination: DestinationStream;
   /**
    * The last pass over every finished line: removes configured secrets, wherever they came from
    * (an upstream's error text, an exception message), before the line is written.
@@ -67,9 +66,5 @@ export function createLogger({ level, destination, scrubLine }: LoggerOptions): 
     redact: { paths: redactPaths, censor: '[redacted]' },
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  // stdout is written in batches of 4 KB or once a second, whichever comes first (a write per line
-  // costs CPU on every call), through a destination that cannot block the process or its exit when
-  // nobody reads stdout (see stdout-destination.ts). Only a SIGKILL, or a stdout that is
-  // blocked or closed, can lose the last lines.
-  return pino(options, destination ?? sharedStdoutDestination());
+  return pino(options, destination);
 }

@@ -2,8 +2,10 @@ import { writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 
 export interface StdoutDestinationOptions {
-  /** Where lines go: the process's stdout unless a test passes another stream. */
-  stream?: Writable & { readonly fd?: number };
+  /** Where lines go: the process's stdout (main.ts and the demo pass it), or a test's stream. */
+  stream: Writable & { readonly fd?: number };
+  /** Registers the last-chance write at process exit (main.ts: `process.once('exit', …)`). */
+  onExit?: (write: () => void) => void;
   /** Lines are gathered until this many characters, then written in one go. */
   minLength?: number;
   /** …or until this much time has passed. */
@@ -31,8 +33,8 @@ export interface StdoutDestination {
  * written synchronously one by one while the pipe takes them whole (a pipe's non-blocking write of
  * a short line is all or nothing), then given up.
  */
-export function createStdoutDestination(options: StdoutDestinationOptions = {}): StdoutDestination {
-  const stream = options.stream ?? process.stdout;
+export function createStdoutDestination(options: StdoutDestinationOptions): StdoutDestination {
+  const { stream } = options;
   const minLength = options.minLength ?? 4096;
   const maxPendingLength = options.maxPendingLength ?? 1024 * 1024;
   let pending: string[] = [];
@@ -74,7 +76,7 @@ export function createStdoutDestination(options: StdoutDestinationOptions = {}):
   const timer = setInterval(writeOut, options.flushIntervalMs ?? 1000);
   timer.unref();
 
-  process.once('exit', () => {
+  options.onExit?.(() => {
     clearInterval(timer);
     // Lines already queued in the stream would be overtaken; a stream with a queue is blocked anyway.
     if (closed || stream.writableLength > 0 || typeof stream.fd !== 'number') return;
@@ -101,20 +103,10 @@ export function createStdoutDestination(options: StdoutDestinationOptions = {}):
     flush(callback) {
       writeOut();
       if (callback === undefined) return;
-      if (closed || stream.writableLength === 0) process.nextTick(callback);
+      if (closed || stream.writableLength === 0) queueMicrotask(() => callback());
       else stream.once('drain', () => callback());
     },
   };
-}
-
-let processStdout: StdoutDestination | undefined;
-
-/**
- * The process has one stdout, so every logger writing to it shares one queue and one exit hook
- * (built on first use, never at import): lines stay in order, and listeners are not added per logger.
- */
-export function sharedStdoutDestination(): StdoutDestination {
-  return (processStdout ??= createStdoutDestination());
 }
 
 function droppedLine(count: number): string {

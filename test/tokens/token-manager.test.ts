@@ -37,7 +37,7 @@ async function fakeStarship(clock: () => number, accessTtlS = 900) {
 }
 
 async function redisClient(url = testRedisUrl): Promise<Redis> {
-  const redis = createRedisClient(url, createLogger({ level: 'silent' }));
+  const redis = createRedisClient(url, createLogger({ level: 'silent', destination: captureLogs().stream }));
   cleanups.push(() => redis.quit().catch(() => redis.disconnect()));
   if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
   return redis;
@@ -443,7 +443,7 @@ describe('token manager, several replicas on one Redis', () => {
     await redisStore(ready, prefix, time.clock).writeCooldown({ until: start + 600_000, reason: 'throttled' });
 
     // A replica booting now: its connection is still being made when the first call needs a token.
-    const booting = createRedisClient(testRedisUrl, createLogger({ level: 'silent' }));
+    const booting = createRedisClient(testRedisUrl, createLogger({ level: 'silent', destination: captureLogs().stream }));
     cleanups.push(() => booting.quit().catch(() => booting.disconnect()));
     const fresh = replica(fake, redisStore(booting, prefix, time.clock), time.clock);
     await expect(fresh.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_throttled' });

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
+import { captureLogs } from '../support/log-capture.js';
 import { createRedisClient } from '../../src/redis.js';
 import { createMemoryTokenStore } from '../../src/tokens/memory-token-store.js';
 import { createRedisTokenStore } from '../../src/tokens/redis-token-store.js';
@@ -13,7 +14,7 @@ import { startPrivateRedis } from '../support/private-redis.js';
 import { deleteKeys, testRedisUrl, uniquePrefix } from '../support/redis.js';
 
 const hour = 3_600_000;
-const silent = createLogger({ level: 'silent' });
+const silent = createLogger({ level: 'silent', destination: captureLogs().stream });
 // The broker's own client (no offline queue): commands sent before 'ready' would reject.
 const redis = createRedisClient(testRedisUrl, silent);
 const cipher = createTokenCipher(randomBytes(32));

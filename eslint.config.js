@@ -3,7 +3,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/'] },
+  { ignores: ['dist/', 'dist-sandbox/', 'node_modules/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -16,7 +16,7 @@ export default tseslint.config(
   },
   {
     // Only the process entry point and scripts may print to the console.
-    files: ['src/main.ts', 'src/demo.ts', 'src/require-node.ts', 'scripts/**', 'bench/**'],
+    files: ['src/main.ts', 'sandbox/demo.ts', 'src/require-node.ts', 'scripts/**', 'bench/**'],
     rules: { 'no-console': 'off' },
   },
 );

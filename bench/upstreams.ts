@@ -1,5 +1,5 @@
-import { startFakeBenji } from '../src/sandbox/fake-benji.js';
-import { startFakeStarship, type FakeStarshipStats } from '../src/sandbox/fake-starship.js';
+import { startFakeBenji } from '../sandbox/fake-benji.js';
+import { startFakeStarship, type FakeStarshipStats } from '../sandbox/fake-starship.js';
 
 /**
  * The fake upstreams (the ones the tests use) in a process of their own, so that the load they take

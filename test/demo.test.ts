@@ -46,7 +46,7 @@ function bannerPorts(output: string): number[] {
 it('runs the whole product with no accounts, prints working curl lines, and stops on Ctrl-C', async () => {
   const benjiPort = await freePort();
   const publicBenji = `http://localhost:${benjiPort}`;
-  const demo = startDemo(process.execPath, ['--import', 'tsx', 'src/demo.ts'], {
+  const demo = startDemo(process.execPath, ['--import', 'tsx', 'sandbox/demo.ts'], {
     SANDBOX_BENJI_PORT: String(benjiPort),
     SANDBOX_BENJI_PUBLIC_URL: publicBenji,
   });
@@ -113,7 +113,7 @@ it('`npm run demo` stops when SIGINT is sent to the npm process alone: ports fre
 
 it('writes pretty logs when stdout is a terminal, and stops on a real Ctrl-C', async () => {
   // `script` gives the demo a pseudo-terminal; a ^C typed into it is a terminal's Ctrl-C.
-  const demo = startDemo('script', ['-qefc', `exec '${process.execPath}' --import tsx src/demo.ts`, '/dev/null'], { TERM: 'xterm' });
+  const demo = startDemo('script', ['-qefc', `exec '${process.execPath}' --import tsx sandbox/demo.ts`, '/dev/null'], { TERM: 'xterm' });
   await demo.ready();
   await until(() => demo.output().includes('starship login succeeded'), 'the login line');
   demo.child.stdin?.write('\x03');

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { SignJWT, UnsecuredJWT } from 'jose';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
+import type { FakeBenji } from '../../sandbox/fake-benji.js';
 import { benjiApiKey, buildBroker, partnershipId, type TestBroker } from '../support/broker.js';
 import { startFakeBenji } from '../support/fakes.js';
 import { jwtSecret } from '../support/jwt.js';

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
+import { startFakeStarship, type FakeStarship } from '../../sandbox/fake-starship.js';
 import { buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
 import { startPrivateRedis, type PrivateRedis } from '../support/private-redis.js';
 import { secret } from '../support/secrets.js';

@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
-import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
+import { startFakeStarship, type FakeStarship } from '../../sandbox/fake-starship.js';
+import type { FakeBenji } from '../../sandbox/fake-benji.js';
 import { baseEnv, benjiApiKey, serviceKeys, starshipPassword, starshipUsername } from '../support/broker.js';
 import { startFakeBenji } from '../support/fakes.js';
 import { startBrokerProcess } from '../support/process.js';

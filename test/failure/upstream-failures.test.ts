@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
-import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
+import type { FakeBenji } from '../../sandbox/fake-benji.js';
+import { startFakeStarship, type FakeStarship } from '../../sandbox/fake-starship.js';
 import { benjiApiKey, buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
 import { startFakeBenji } from '../support/fakes.js';
 import { signUserToken } from '../support/jwt.js';

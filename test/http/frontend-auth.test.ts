@@ -1,7 +1,7 @@
 import { generateKeyPair, SignJWT, UnsecuredJWT, type JWTPayload } from 'jose';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
+import type { FakeBenji } from '../../sandbox/fake-benji.js';
 import { startFakeBenji } from '../support/fakes.js';
 import { benjiApiKey, buildBroker, type TestBroker } from '../support/broker.js';
 import { jwtSecret, signUserToken, startJwksServer, type JwksServer } from '../support/jwt.js';

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
+import type { FakeBenji } from '../../sandbox/fake-benji.js';
 import { startFakeBenji } from '../support/fakes.js';
 import { benjiApiKey, buildBroker, type TestBroker } from '../support/broker.js';
 import { jwtSecret, signUserToken } from '../support/jwt.js';

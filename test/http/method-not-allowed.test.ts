@@ -1,7 +1,7 @@
 import type { Express } from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
+import type { FakeBenji } from '../../sandbox/fake-benji.js';
 import { benjiApiKey, buildBroker, serviceKeys, type TestBroker } from '../support/broker.js';
 import { startFakeBenji } from '../support/fakes.js';
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
+import { startFakeStarship, type FakeStarship } from '../../sandbox/fake-starship.js';
 import { buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
 import { startPrivateRedis, type PrivateRedis } from '../support/private-redis.js';
 import { until, untilSessionStored } from '../support/until.js';

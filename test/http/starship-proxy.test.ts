@@ -3,7 +3,7 @@ import { createServer, get, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { largeBodyByte, startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
+import { largeBodyByte, startFakeStarship, type FakeStarship } from '../../sandbox/fake-starship.js';
 import { buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
 import { deleteKeys, inspectRedis, testRedisUrl, uniquePrefix } from '../support/redis.js';
 import { until } from '../support/until.js';

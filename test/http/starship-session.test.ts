@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { Fault, FakeStarship } from '../../src/sandbox/fake-starship.js';
+import type { Fault, FakeStarship } from '../../sandbox/fake-starship.js';
 import { serviceKeys } from '../support/broker.js';
 import { startClockedStarship, type ClockedStarship, type Replica } from '../support/clocked-starship.js';
 import { inspectRedis } from '../support/redis.js';

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseEnv, promisify } from 'node:util';
@@ -51,7 +51,7 @@ describe('README and .env.example', () => {
   });
 
   it('document every variable the demo reads, in the quick start', () => {
-    const demoReads = new Set([...read('src/demo.ts').matchAll(/process\.env\.([A-Z0-9_]+)/g)].map((m) => m[1]));
+    const demoReads = new Set([...read('sandbox/demo.ts').matchAll(/process\.env\.([A-Z0-9_]+)/g)].map((m) => m[1]));
     expect(demoReads.size).toBeGreaterThan(5);
     const documented = [...readmeSection('Quick start').matchAll(/^\| `([A-Z0-9_]+)`/gm)].map((m) => m[1]);
     expect([...documented].sort()).toEqual([...demoReads].sort());
@@ -113,6 +113,13 @@ describe('container files', () => {
     expect(dockerfile).toMatch(/^USER node$/m);
     expect(dockerfile).toMatch(/^EXPOSE 8080 8081$/m);
     expect(dockerfile).toContain('CMD ["node","dist/main.js"]');
+    // The product image is the last stage: nothing of the sandbox (fakes, demo) is copied into it.
+    const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    expect(finalStage).not.toMatch(/sandbox/i);
+    expect(finalStage).toContain('COPY --from=build /app/dist ./dist');
+    // The compose sandbox profile builds its own stage, which runs the demo.
+    expect(dockerfile).toMatch(/^FROM \S+ AS sandbox$/m);
+    expect(dockerfile).toContain('CMD ["node","dist-sandbox/sandbox/demo.js"]');
     // The build writes src/main.ts to dist/main.js, the file CMD starts.
     const build = JSON.parse(read('tsconfig.build.json')) as { compilerOptions: { rootDir: string; outDir: string } };
     expect(build.compilerOptions).toMatchObject({ rootDir: 'src', outDir: 'dist' });
@@ -123,6 +130,7 @@ describe('container files', () => {
     type Service = {
       profiles?: string[];
       command?: string[];
+      build?: unknown;
       healthcheck?: unknown;
       depends_on?: Record<string, { condition: string }>;
       env_file?: unknown;
@@ -144,7 +152,8 @@ describe('container files', () => {
     expect(broker?.ports).toEqual(['8080:8080', '127.0.0.1:8081:8081']);
 
     expect(sandbox?.profiles).toEqual(['sandbox']);
-    expect(sandbox?.command).toEqual(['node', 'dist/demo.js']);
+    expect(sandbox?.build).toEqual({ context: '.', target: 'sandbox' });
+    expect(sandbox?.command).toBeUndefined();
     expect(sandbox?.depends_on?.redis?.condition).toBe('service_healthy');
     expect(sandbox?.env_file).toBeUndefined();
     expect(sandbox?.environment).toMatchObject({ HOST: '0.0.0.0', REDIS_URL: 'redis://redis:6379', PORT: '8080', INTERNAL_PORT: '8081' });
@@ -170,18 +179,19 @@ describe('container files', () => {
   });
 
   // A whole tsc build and three runs of the built entry point: more than the default timeout on a shared machine.
-  it('the image’s start commands exist in the built output and run: main.js checks its config, demo.js is there', async () => {
+  it('the image’s start commands exist in the built output and run: main.js checks its config; the sandbox build alone has the demo', async () => {
     const outDir = mkdtempSync(join(root, 'node_modules/.cache-build-'));
+    const sandboxOutDir = mkdtempSync(join(root, 'node_modules/.cache-build-sandbox-'));
+    const tsc = (project: string, out: string) =>
+      run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, project), '--outDir', out]);
     try {
-      await run(process.execPath, [
-        join(root, 'node_modules/typescript/bin/tsc'),
-        '-p',
-        join(root, 'tsconfig.build.json'),
-        '--outDir',
-        outDir,
-      ]);
+      await Promise.all([tsc('tsconfig.build.json', outDir), tsc('tsconfig.sandbox.json', sandboxOutDir)]);
       expect(existsSync(join(outDir, 'main.js'))).toBe(true);
-      expect(existsSync(join(outDir, 'demo.js'))).toBe(true);
+      // The product build holds no fake and no demo, and nothing in it refers to them.
+      const built = readdirSync(outDir, { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.js'));
+      expect(built.filter((file) => /sandbox|demo|fake/.test(file))).toEqual([]);
+      expect(built.filter((file) => /from ['"][^'"]*sandbox/.test(readFileSync(join(outDir, file), 'utf8')))).toEqual([]);
+      expect(existsSync(join(sandboxOutDir, 'sandbox/demo.js'))).toBe(true);
 
       const bad = await run(process.execPath, [join(outDir, 'main.js'), '--check-config'], { env: { PATH: process.env.PATH } }).catch(
         (error: unknown) => error,
@@ -197,6 +207,7 @@ describe('container files', () => {
       expect(version.stdout).toBe(`${(JSON.parse(read('package.json')) as { version: string }).version}\n`);
     } finally {
       rmSync(outDir, { recursive: true, force: true });
+      rmSync(sandboxOutDir, { recursive: true, force: true });
     }
   }, 90_000); // a whole tsc build: tens of seconds on a busy shared machine
 });

@@ -7,7 +7,7 @@ import {
   startFakeStarship,
   type FakeStarship,
   type FakeStarshipOptions,
-} from '../../src/sandbox/fake-starship.js';
+} from '../../sandbox/fake-starship.js';
 
 const username = 'api-user';
 const password = 'api-secret';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll } from 'vitest';
-import type { FakeBenji } from '../../src/sandbox/fake-benji.js';
-import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
+import type { FakeBenji } from '../../sandbox/fake-benji.js';
+import { startFakeStarship, type FakeStarship } from '../../sandbox/fake-starship.js';
 import { benjiApiKey, buildBroker, starshipPassword, starshipUsername, type TestBroker } from './broker.js';
 import { startFakeBenji } from './fakes.js';
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
-import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
+import { startFakeStarship, type FakeStarship } from '../../sandbox/fake-starship.js';
 import { buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from './broker.js';
 import { deleteKeys, inspectRedis, testRedisUrl, uniquePrefix } from './redis.js';
 import { secret } from './secrets.js';

@@ -1,4 +1,4 @@
-import { startFakeBenji as startBenji, type FakeBenjiOptions } from '../../src/sandbox/fake-benji.js';
+import { startFakeBenji as startBenji, type FakeBenjiOptions } from '../../sandbox/fake-benji.js';
 import { watchTokens } from './secrets.js';
 
 /** The sandbox fake Benji, with the connect tokens it issues watched by the log secret scan. */

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import { createRedisClient } from '../../src/redis.js';
-import { startFakeStarship, type FakeStarship } from '../../src/sandbox/fake-starship.js';
+import { startFakeStarship, type FakeStarship } from '../../sandbox/fake-starship.js';
 import { createMemoryTokenStore } from '../../src/tokens/memory-token-store.js';
 import { createRedisTokenStore } from '../../src/tokens/redis-token-store.js';
 import { createTokenCipher } from '../../src/tokens/token-cipher.js';

@@ -1,12 +1,13 @@
+import '../src/require-node.js';
 import { randomBytes } from 'node:crypto';
 import type { DestinationStream } from 'pino';
-import { createBroker } from './compose.js';
-import { loadConfig } from './config/load-config.js';
-import { createStdoutDestination } from './observability/stdout-destination.js';
-import { readPackageVersion } from './package-version.js';
-import { startFakeBenji } from './sandbox/fake-benji.js';
-import { startFakeStarship } from './sandbox/fake-starship.js';
-import { serve } from './server.js';
+import { createBroker } from '../src/compose.js';
+import { loadConfig } from '../src/config/load-config.js';
+import { createStdoutDestination } from '../src/observability/stdout-destination.js';
+import { readPackageVersion } from '../src/package-version.js';
+import { startFakeBenji } from './fake-benji.js';
+import { startFakeStarship } from './fake-starship.js';
+import { serve } from '../src/server.js';
 
 /**
  * `npm run demo`: the whole product on one machine with no accounts. Sandbox Benji and Starship

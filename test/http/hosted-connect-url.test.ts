@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { hostedConnectUrls } from '../../src/http/hosted-connect-url.js';
+import { hostedConnectUrls } from '../../src/http/public/hosted-connect-url.js';
 
 /** The plain way, which the template must agree with: parse, set the parameter, serialise. */
 function reference(connectUrl: string, token: string): string | null {

@@ -2,8 +2,8 @@ import type { Express } from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { renewBody, sessionStatusBody } from '../../src/http/admin-routes.js';
-import { connectTokenBody, connectTokenResponse } from '../../src/http/connect-token-schema.js';
+import { renewBody, sessionStatusBody } from '../../src/http/internal/admin-routes.js';
+import { connectTokenBody, connectTokenResponse } from '../../src/http/public/connect-token-schema.js';
 import { problemBody } from '../../src/http/problem.js';
 import { buildBroker, type TestBroker } from '../support/broker.js';
 

@@ -1,14 +1,14 @@
 import type { Readable } from 'node:stream';
 import express, { type Request, type RequestHandler, type Response } from 'express';
-import type { Clock } from '../clock.js';
-import { AppError } from '../errors.js';
+import type { Clock } from '../../clock.js';
+import { AppError } from '../../errors.js';
 import type { ServiceIdentifier } from './internal-auth.js';
-import type { TokenManager } from '../tokens/token-manager.js';
-import type { StarshipClient } from '../upstream/starship/starship-client.js';
-import { Cancellation, transportError } from '../upstream/upstream-call.js';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './proxy-headers.js';
-import { parseBody } from './parse-body.js';
-import { proxyTarget } from './proxy-target.js';
+import type { TokenManager } from '../../tokens/token-manager.js';
+import type { StarshipClient } from '../../upstream/starship/starship-client.js';
+import { Cancellation, transportError } from '../../upstream/upstream-call.js';
+import { downstreamResponseHeaders, upstreamRequestHeaders } from '../proxy-headers.js';
+import { parseBody } from '../parse-body.js';
+import { proxyTarget } from '../proxy-target.js';
 
 export interface StarshipProxyDeps {
   starship: StarshipClient;

@@ -1,7 +1,7 @@
 import type { Express } from 'express';
 import { adminRouter, type AdminDeps } from './admin-routes.js';
-import { createDoorApp, type BaseAppOptions } from './base-app.js';
-import { methodNotAllowed } from './problem.js';
+import { createDoorApp, type BaseAppOptions } from '../door-app.js';
+import { methodNotAllowed } from '../problem.js';
 import { starshipMountPath, starshipProxy, type StarshipProxyDeps } from './starship-proxy-route.js';
 
 export interface InternalAppDeps extends Omit<BaseAppOptions, 'door'> {

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { AppError, errorCatalog } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
-import { problemJson } from './problem.js';
+import { AppError, errorCatalog } from '../../errors.js';
+import type { Logger } from '../../observability/logger.js';
+import { problemJson } from '../problem.js';
 import { proxiedMethods } from './starship-proxy-route.js';
 
 /**

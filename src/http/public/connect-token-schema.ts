@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { benjiModes } from '../config/env-schema.js';
+import { benjiModes } from '../../config/env-schema.js';
 
 const modeNumbers = { 1: 'connect', 3: 'transfer', 4: 'redeem' } as const;
 const fields = ['mode', 'displayName', 'amount', 'allowsEditing'] as const;

@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import type { FrontendAuthConfig } from '../config/load-config.js';
-import { AppError } from '../errors.js';
-import { noMetrics, type AuthMetrics } from '../observability/metrics.js';
+import type { FrontendAuthConfig } from '../../config/load-config.js';
+import { AppError } from '../../errors.js';
+import { noMetrics, type AuthMetrics } from '../../observability/metrics.js';
 import { createVerifiedTokenCache } from './verified-token-cache.js';
 
 /** What the public door knows about its caller: the verified user, or nobody when auth is off. */

@@ -1,8 +1,8 @@
 import cors from 'cors';
 import type { Express } from 'express';
-import { createDoorApp, type BaseAppOptions } from './base-app.js';
+import { createDoorApp, type BaseAppOptions } from '../door-app.js';
 import { connectTokenPath, connectTokenRoute, type ConnectTokenRouteDeps } from './connect-token-route.js';
-import { methodNotAllowed } from './problem.js';
+import { methodNotAllowed } from '../problem.js';
 
 export interface PublicAppDeps extends Omit<BaseAppOptions, 'door'> {
   corsOrigins: readonly string[];

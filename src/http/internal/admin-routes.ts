@@ -1,9 +1,9 @@
 import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { AppError } from '../errors.js';
-import type { SessionStatus, TokenManager } from '../tokens/token-manager.js';
-import { jsonObjectReader } from './parse-body.js';
-import { methodNotAllowed } from './problem.js';
+import { AppError } from '../../errors.js';
+import type { SessionStatus, TokenManager } from '../../tokens/token-manager.js';
+import { jsonObjectReader } from '../parse-body.js';
+import { methodNotAllowed } from '../problem.js';
 
 export interface AdminDeps {
   tokens: TokenManager;

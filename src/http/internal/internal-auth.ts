@@ -1,6 +1,6 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { AppError } from '../errors.js';
+import { AppError } from '../../errors.js';
 
 /** Who called the internal door, for logs, metrics and the admin check. */
 export interface InternalCaller {

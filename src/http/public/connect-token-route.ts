@@ -1,13 +1,13 @@
 import type { RequestHandler } from 'express';
-import type { BenjiModeName } from '../config/env-schema.js';
-import { AppError } from '../errors.js';
-import { benjiModeNumbers, type BenjiClient } from '../upstream/benji/benji-client.js';
+import type { BenjiModeName } from '../../config/env-schema.js';
+import { AppError } from '../../errors.js';
+import { benjiModeNumbers, type BenjiClient } from '../../upstream/benji/benji-client.js';
 import { connectTokenBodySchema, type ConnectTokenResponse } from './connect-token-schema.js';
 import type { ConnectRateLimit } from './connect-rate-limit.js';
 import type { UserIdentifier } from './frontend-auth.js';
 import { hostedConnectUrls } from './hosted-connect-url.js';
-import { jsonObjectReader } from './parse-body.js';
-import { invalidRequest } from './problem.js';
+import { jsonObjectReader } from '../parse-body.js';
+import { invalidRequest } from '../problem.js';
 
 export interface ConnectTokenPolicy {
   displayName: string | undefined;

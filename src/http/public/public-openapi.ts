@@ -1,0 +1,73 @@
+import { components, content, json, named, otherMethods, probes, problem, retryAfter } from '../openapi.js';
+import { connectTokenBody, connectTokenResponse } from './connect-token-schema.js';
+
+/** The public door's OpenAPI description (served as /openapi.json). */
+
+/** Sent on every connect-token answer that was counted: a 200, a 429, and Benji's failures. */
+const rateLimitHeaders = {
+  'RateLimit-Limit': { description: 'Connect tokens allowed per minute (CONNECT_TOKEN_RATE_LIMIT)', schema: { type: 'integer' } },
+  'RateLimit-Remaining': { description: 'Calls left in the current window', schema: { type: 'integer' } },
+  'RateLimit-Reset': { description: 'Seconds until the window ends', schema: { type: 'integer' } },
+};
+
+export const connectTokenExamples = {
+  request: {
+    connect: { mode: 'connect' },
+    transfer: { mode: 'transfer', amount: 1000, allowsEditing: false },
+    redeem: { mode: 4, displayName: 'Reward Cookies' },
+  },
+  response: {
+    hosted: {
+      token: '0c371a1c-aa81-11ef-b28c-0a58a9feac02',
+      mode: 'transfer',
+      connectUrl: 'https://connect.withbenji.com/khkgfoud76td',
+      hostedUrl: 'https://connect.withbenji.com/khkgfoud76td?connect_token=0c371a1c-aa81-11ef-b28c-0a58a9feac02',
+    },
+    sdkOnly: { token: '0c371a1c-aa81-11ef-b28c-0a58a9feac02', mode: 'connect', connectUrl: null, hostedUrl: null },
+  },
+};
+
+export function publicOpenApi(): object {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Token broker — public door',
+      version: '1',
+      description: `Benji Connect tokens for signed-in frontend users. ${otherMethods}`,
+    },
+    components: components({ userJwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } }),
+    paths: {
+      ...probes,
+      '/v1/benji/connect-token': {
+        post: {
+          summary: 'Issue a Benji Connect token for the signed-in user',
+          description:
+            'The user id sent to Benji is the verified claim of the bearer JWT; partnership and API key are server-side. The body is UTF-8 JSON. Only calls that pass the token and body checks count towards the rate limit.',
+          security: [{ userJwt: [] }],
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: json(connectTokenBody, 'input'), examples: named(connectTokenExamples.request) } },
+          },
+          responses: {
+            '200': {
+              description: 'A connect token (Cache-Control: no-store)',
+              headers: rateLimitHeaders,
+              content: content(connectTokenResponse, connectTokenExamples.response),
+            },
+            '400': problem(
+              'invalid_request: empty body, not UTF-8, not JSON, not a JSON object, unknown or invalid fields, amount over the limit',
+            ),
+            '401': problem('unauthenticated: missing, invalid or expired user token'),
+            '403': problem('mode_not_allowed: the mode is not enabled for this partner'),
+            '413': problem('payload_too_large: body over 16 KB'),
+            '415': problem('unsupported_media_type: body not application/json, or in a charset other than UTF-8'),
+            '429': problem('rate_limited', { ...retryAfter, ...rateLimitHeaders }),
+            '502': problem('upstream_error', rateLimitHeaders),
+            '503': problem('upstream_throttled (with Retry-After) or auth_unavailable'),
+            '504': problem('upstream_timeout', rateLimitHeaders),
+          },
+        },
+      },
+    },
+  };
+}

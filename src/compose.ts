@@ -5,27 +5,28 @@ import type { Redis } from 'ioredis';
 import type { DestinationStream } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load-config.js';
+import { createStarshipSession, starshipSessionCredential, type StarshipSession } from './credentials/starship-session.js';
+import { createMemoryStore } from './credentials/stores/memory-store.js';
+import { createRedisStore } from './credentials/stores/redis-store.js';
+import type { SharedStore } from './credentials/stores/shared-store.js';
+import { createTokenCipher } from './credentials/stores/token-cipher.js';
 import type { Readiness } from './http/door-app.js';
 import { refuseConnect } from './http/internal/connect-refusal.js';
+import { createInternalApp } from './http/internal/internal-app.js';
+import { internalAuth, requireAdmin, serviceIdentifier } from './http/internal/internal-auth.js';
+import { internalOpenApi } from './http/internal/internal-openapi.js';
 import { connectRateLimit } from './http/public/connect-rate-limit.js';
 import { frontendAuth } from './http/public/frontend-auth.js';
-import { internalAuth, requireAdmin, serviceIdentifier } from './http/internal/internal-auth.js';
-import { createInternalApp } from './http/internal/internal-app.js';
-import { internalOpenApi } from './http/internal/internal-openapi.js';
-import { publicOpenApi } from './http/public/public-openapi.js';
 import { createPublicApp } from './http/public/public-app.js';
+import { publicOpenApi } from './http/public/public-openapi.js';
 import type { Door } from './http/request-logging.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createSecretScrubber } from './observability/secret-scrubber.js';
 import { createRedisClient } from './redis.js';
 import { createBenjiClient } from './upstream/benji/benji-client.js';
-import { createMemoryTokenStore } from './tokens/memory-token-store.js';
-import { createRedisTokenStore } from './tokens/redis-token-store.js';
-import { createTokenCipher } from './tokens/token-cipher.js';
-import { createTokenManager, type TokenManager } from './tokens/token-manager.js';
-import type { TokenStore } from './tokens/token-store.js';
-import { createStarshipClient } from './upstream/starship/starship-client.js';
+import { createStarshipAuth } from './upstream/starship/starship-auth.js';
+import { createUpstream, createUpstreamPool } from './upstream/upstream-http.js';
 
 /** What the broker needs besides its config, from its entry point (main.ts, the demo, a test). */
 export interface BrokerOptions extends BrokerOverrides {
@@ -49,7 +50,8 @@ export interface Broker {
   readonly refuseConnect: (req: IncomingMessage, socket: Duplex) => void;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  readonly tokens: TokenManager;
+  /** The Starship session (tests and readiness look at it). */
+  readonly session: StarshipSession;
   /** The shared Redis connection, when configured (readiness and tests look at its state). */
   readonly redis: Redis | undefined;
   /** Tries the Starship login once (after listening); never throws. */
@@ -68,15 +70,42 @@ export function createBroker(config: Config, { version, logDestination, ...overr
   const redis: Redis | undefined =
     config.redis === undefined ? undefined : createRedisClient(config.redis.url, logger, () => metrics.redisError('connection'));
   const clock = overrides.clock ?? systemClock;
-  const benji = createBenjiClient({ ...config.benji, metrics, clock, scrub: scrubber.text });
-  const starship = createStarshipClient({ ...config.starship, clock, metrics, scrub: scrubber.text });
-  const tokens = createTokenManager({
-    metrics,
-    auth: starship,
-    store: tokenStore(config, redis, clock, logger),
+  const store = sharedStore(config, redis, clock, logger);
+
+  // Benji: one pool for the connect-token calls.
+  const benjiUrl = new URL(config.benji.baseUrl);
+  const benjiPool = createUpstreamPool(benjiUrl.origin, { connections: 32, timeoutMs: config.benji.timeoutMs });
+  const benji = createBenjiClient({
+    upstream: createUpstream({ name: 'benji', timeoutMs: config.benji.timeoutMs, metrics }),
+    pool: benjiPool,
+    basePath: benjiUrl.pathname,
+    apiKey: config.benji.apiKey,
+    partnershipId: config.benji.partnershipId,
+    clock,
+    scrub: scrubber.text,
+  });
+
+  // Starship: proxied calls and the session's own calls get separate pools, so that a flood of
+  // slow or streaming calls can never queue a refresh behind them until the token expires.
+  const starshipOrigin = new URL(config.starship.baseUrl).origin;
+  const starship = createUpstream({ name: 'starship', timeoutMs: config.starship.timeoutMs, metrics });
+  const starshipProxyPool = createUpstreamPool(starshipOrigin, { connections: 128, timeoutMs: config.starship.timeoutMs });
+  const starshipAuthPool = createUpstreamPool(starshipOrigin, { connections: 4, timeoutMs: config.starship.timeoutMs });
+  const { auth } = config.starship;
+  const session = createStarshipSession({
+    auth: createStarshipAuth({
+      upstream: starship,
+      pool: starshipAuthPool,
+      username: auth.username,
+      password: auth.password,
+      clock,
+      scrub: scrubber.text,
+    }),
+    store,
     clock,
     logger,
-    refreshBeforeS: config.starship.refreshBeforeS,
+    metrics,
+    refreshBeforeS: auth.refreshBeforeS,
     upstreamTimeoutMs: config.starship.timeoutMs,
     ...(overrides.random !== undefined && { random: overrides.random }),
   });
@@ -86,7 +115,7 @@ export function createBroker(config: Config, { version, logDestination, ...overr
   }
 
   metrics.watchSession(
-    { accessExpiresAt: () => tokens.snapshot().accessExpiresAt, cooldownUntil: () => tokens.snapshot().cooldownUntil },
+    { accessExpiresAt: () => session.snapshot().accessExpiresAt, cooldownUntil: () => session.snapshot().cooldownUntil },
     clock,
   );
 
@@ -98,14 +127,14 @@ export function createBroker(config: Config, { version, logDestination, ...overr
    * login cooldown holds renewal off), degraded while calls would first wait for a renewal.
    */
   const readiness = (door: Door) => (): Readiness => {
-    const session = tokens.snapshot();
+    const snapshot = session.snapshot();
     const checks: Readiness['checks'] = {
       redis: redis === undefined ? 'disabled' : redis.status === 'ready' ? 'ok' : 'down',
-      starshipToken: session.state,
+      starshipToken: snapshot.state,
     };
     if (shuttingDown) return { status: 'shutting_down', checks };
-    if (door === 'internal' && session.blocked) return { status: 'unavailable', checks };
-    const tokenInHand = session.state === 'valid' || session.state === 'refreshing';
+    if (door === 'internal' && snapshot.blocked) return { status: 'unavailable', checks };
+    const tokenInHand = snapshot.state === 'valid' || snapshot.state === 'refreshing';
     return { status: checks.redis === 'down' || (door === 'internal' && !tokenInHand) ? 'degraded' : 'ok', checks };
   };
   const shared = { logger, metrics, trustProxy: config.http.trustProxy, version };
@@ -117,11 +146,7 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     corsOrigins: config.http.corsOrigins,
     connectToken: {
       benji,
-      policy: {
-        displayName: config.benji.displayName,
-        allowedModes: config.benji.allowedModes,
-        maxTransferAmount: config.benji.maxTransferAmount,
-      },
+      policy: config.benji.connectPolicy,
       identifyUser: frontendAuth(config.frontendAuth, clock, metrics),
       rateLimit: connectRateLimit({ perMinute: config.connectTokenRateLimit, redis, keyPrefix: config.redis?.keyPrefix ?? '' }),
     },
@@ -131,8 +156,18 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     ...shared,
     readiness: readiness('internal'),
     openapi: internalOpenApi(),
-    starshipProxy: { starship, tokens, allow: config.starship.proxyAllow, identifyService, clock },
-    admin: { tokens, authorize: [internalAuth(identifyService), requireAdmin(config.internalAuth.adminCallers)] },
+    proxies: [
+      {
+        mountPath: '/v1/starship',
+        upstream: starship,
+        pool: starshipProxyPool,
+        allow: config.starship.proxyAllow,
+        credential: starshipSessionCredential(session),
+        identifyService,
+        clock,
+      },
+    ],
+    admin: { session, authorize: [internalAuth(identifyService), requireAdmin(config.internalAuth.adminCallers)] },
   });
 
   return {
@@ -141,26 +176,27 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     refuseConnect: refuseConnect(logger),
     logger,
     metrics,
-    tokens,
+    session,
     redis,
-    warmUp: () => tokens.warmUp(),
+    warmUp: () => session.warmUp(),
     beginShutdown() {
       shuttingDown = true;
     },
     async close() {
-      await Promise.all([benji.close(), starship.close()]);
+      // Once the listeners have drained: whatever is still open upstream has no caller left.
+      await Promise.all([benjiPool.destroy(), starshipProxyPool.destroy(), starshipAuthPool.destroy()]);
       if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());
     },
   };
 }
 
-/** Redis shares the session between replicas (encrypted at rest); without it, memory serves one replica. */
-function tokenStore(config: Config, redis: Redis | undefined, clock: Clock, logger: Logger): TokenStore {
-  if (redis === undefined || config.redis === undefined || config.tokenEncryptionKey === undefined) {
+/** Redis shares state between replicas (secrets sealed at rest); without it, memory serves one replica. */
+function sharedStore(config: Config, redis: Redis | undefined, clock: Clock, logger: Logger): SharedStore {
+  if (redis === undefined || config.redis === undefined) {
     logger.warn('REDIS_URL unset: Starship tokens live in process memory; run one replica only');
-    return createMemoryTokenStore(clock);
+    return createMemoryStore(clock);
   }
-  return createRedisTokenStore({ redis, keyPrefix: config.redis.keyPrefix, cipher: createTokenCipher(config.tokenEncryptionKey), clock });
+  return createRedisStore({ redis, keyPrefix: config.redis.keyPrefix, cipher: createTokenCipher(config.redis.encryptionKey), clock });
 }
 
 /**
@@ -168,10 +204,11 @@ function tokenStore(config: Config, redis: Redis | undefined, clock: Clock, logg
  * sends back is scrubbed of these before it is logged, and so is every log line.
  */
 function configuredSecrets(config: Config): string[] {
-  const secrets = [config.benji.apiKey, config.starship.username, config.starship.password];
+  const secrets = [config.benji.apiKey];
+  if (config.starship.auth.kind === 'session') secrets.push(config.starship.auth.username, config.starship.auth.password);
   if (config.frontendAuth.mode === 'jwt' && config.frontendAuth.secret !== undefined) secrets.push(config.frontendAuth.secret);
   for (const { key } of config.internalAuth.keys) secrets.push(key);
-  const encryptionKey = config.tokenEncryptionKey;
+  const encryptionKey = config.redis?.encryptionKey;
   if (encryptionKey !== undefined) {
     // The variable may have been written padded or not, in base64 or base64url.
     const base64 = encryptionKey.toString('base64');

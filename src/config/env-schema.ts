@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import proxyAddr from 'proxy-addr';
 import { z } from 'zod';
+import { benjiModes } from '../upstream/benji/benji-modes.js';
 
 /**
  * Every environment variable the broker reads, keyed by its own name so that a problem names the
@@ -45,8 +46,6 @@ const callerKey = z.string().transform((item, ctx) => {
   return { caller, key };
 });
 
-export const benjiModes = ['connect', 'transfer', 'redeem'] as const;
-export type BenjiModeName = (typeof benjiModes)[number];
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -140,7 +139,7 @@ export const envSchema = z.object({
   BENJI_PARTNERSHIP_ID: text(64),
   BENJI_DISPLAY_NAME: text(100).optional(),
   BENJI_ALLOWED_MODES: list
-    .pipe(z.array(z.enum(benjiModes, { message: 'each mode must be connect, transfer or redeem' })).min(1, 'must name at least one mode'))
+    .pipe(z.array(z.enum(benjiModes, { message: `each mode must be ${benjiModes.join(', ')}` })).min(1, 'must name at least one mode'))
     .default([...benjiModes]),
   BENJI_MAX_TRANSFER_AMOUNT: int(1, Number.MAX_SAFE_INTEGER).optional(),
   BENJI_TIMEOUT_MS: int(100, 120_000).default(10_000),

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { envSchema, secretVariables, type BenjiModeName, type Env } from './env-schema.js';
+import type { BenjiMode } from '../upstream/benji/benji-modes.js';
+import { envSchema, secretVariables, type Env } from './env-schema.js';
 
 export interface Config {
   readonly http: {
@@ -17,33 +18,48 @@ export interface Config {
     readonly internalMaxConnections: number;
   };
   readonly logLevel: Env['LOG_LEVEL'];
-  readonly redis: { readonly url: string; readonly keyPrefix: string } | undefined;
+  /** Shared state for every replica; absent: process memory, one replica. */
+  readonly redis: RedisConfig | undefined;
   readonly benji: {
     readonly baseUrl: string;
     readonly apiKey: string;
     readonly partnershipId: string;
-    readonly displayName: string | undefined;
-    readonly allowedModes: readonly BenjiModeName[];
-    readonly maxTransferAmount: number | undefined;
     readonly timeoutMs: number;
+    /** What a frontend may ask for in a connect token. */
+    readonly connectPolicy: {
+      readonly displayName: string | undefined;
+      readonly allowedModes: readonly BenjiMode[];
+      readonly maxTransferAmount: number | undefined;
+    };
   };
   readonly frontendAuth: FrontendAuthConfig;
   readonly connectTokenRateLimit: number;
-  /** AES-256-GCM key for tokens at rest in Redis; always set when `redis` is. */
-  readonly tokenEncryptionKey: Buffer | undefined;
   readonly starship: {
     readonly baseUrl: string;
-    readonly username: string;
-    readonly password: string;
     readonly timeoutMs: number;
-    readonly refreshBeforeS: number;
     readonly proxyAllow: readonly string[];
+    readonly auth: StarshipAuthConfig;
   };
   readonly internalAuth: {
     readonly keys: readonly { readonly caller: string; readonly key: string }[];
     readonly adminCallers: readonly string[];
   };
 }
+
+export interface RedisConfig {
+  readonly url: string;
+  readonly keyPrefix: string;
+  /** AES-256-GCM key for secrets at rest in Redis. */
+  readonly encryptionKey: Buffer;
+}
+
+/** How the broker authenticates to Starship: a session it logs in to and refreshes. */
+export type StarshipAuthConfig = {
+  readonly kind: 'session';
+  readonly username: string;
+  readonly password: string;
+  readonly refreshBeforeS: number;
+};
 
 export type FrontendAuthConfig =
   | { readonly mode: 'none' }
@@ -129,15 +145,21 @@ function toConfig(env: Env): Config {
       internalMaxConnections: env.INTERNAL_MAX_CONNECTIONS,
     },
     logLevel: env.LOG_LEVEL,
-    redis: env.REDIS_URL === undefined ? undefined : { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
+    // TOKEN_ENCRYPTION_KEY is required with REDIS_URL (checked in loadConfig).
+    redis:
+      env.REDIS_URL === undefined || env.TOKEN_ENCRYPTION_KEY === undefined
+        ? undefined
+        : { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, encryptionKey: env.TOKEN_ENCRYPTION_KEY },
     benji: {
       baseUrl: env.BENJI_BASE_URL,
       apiKey: env.BENJI_API_KEY,
       partnershipId: env.BENJI_PARTNERSHIP_ID,
-      displayName: env.BENJI_DISPLAY_NAME,
-      allowedModes: env.BENJI_ALLOWED_MODES,
-      maxTransferAmount: env.BENJI_MAX_TRANSFER_AMOUNT,
       timeoutMs: env.BENJI_TIMEOUT_MS,
+      connectPolicy: {
+        displayName: env.BENJI_DISPLAY_NAME,
+        allowedModes: env.BENJI_ALLOWED_MODES,
+        maxTransferAmount: env.BENJI_MAX_TRANSFER_AMOUNT,
+      },
     },
     frontendAuth:
       env.FRONTEND_AUTH === 'none'
@@ -152,14 +174,16 @@ function toConfig(env: Env): Config {
             maxAgeS: env.FRONTEND_JWT_MAX_AGE_S,
           },
     connectTokenRateLimit: env.CONNECT_TOKEN_RATE_LIMIT,
-    tokenEncryptionKey: env.TOKEN_ENCRYPTION_KEY,
     starship: {
       baseUrl: env.STARSHIP_BASE_URL,
-      username: env.STARSHIP_USERNAME,
-      password: env.STARSHIP_PASSWORD,
       timeoutMs: env.STARSHIP_TIMEOUT_MS,
-      refreshBeforeS: env.STARSHIP_REFRESH_BEFORE_S,
       proxyAllow: env.STARSHIP_PROXY_ALLOW,
+      auth: {
+        kind: 'session',
+        username: env.STARSHIP_USERNAME,
+        password: env.STARSHIP_PASSWORD,
+        refreshBeforeS: env.STARSHIP_REFRESH_BEFORE_S,
+      },
     },
     internalAuth: { keys: env.INTERNAL_API_KEYS, adminCallers: env.INTERNAL_ADMIN_CALLERS },
   };

@@ -1,6 +1,7 @@
 import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import { z } from 'zod';
+import { sessionStates } from '../credentials/starship-session.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
 import { methodNotAllowed, notFound, problemHandler } from './problem.js';
@@ -16,7 +17,7 @@ export const readinessBody = z.object({
   status: z.enum(['ok', 'degraded', 'unavailable', 'shutting_down']),
   checks: z.object({
     redis: z.enum(['ok', 'down', 'disabled']),
-    starshipToken: z.enum(['none', 'valid', 'refreshing', 'expired', 'rejected', 'cooldown']),
+    starshipToken: z.enum(sessionStates),
   }),
 });
 export type Readiness = z.output<typeof readinessBody>;

@@ -54,10 +54,8 @@ describe('loadConfig', () => {
       baseUrl: 'https://api-staging.withbenji.com',
       apiKey: 'key-123',
       partnershipId: '49',
-      displayName: undefined,
-      allowedModes: ['connect', 'transfer', 'redeem'],
-      maxTransferAmount: undefined,
       timeoutMs: 10_000,
+      connectPolicy: { displayName: undefined, allowedModes: ['connect', 'transfer', 'redeem'], maxTransferAmount: undefined },
     });
     expect(config.frontendAuth).toEqual({
       mode: 'jwt',
@@ -73,14 +71,11 @@ describe('loadConfig', () => {
     expect(config.logLevel).toBe('info');
     expect(config.starship).toEqual({
       baseUrl: 'https://api-playground.starshiprewards.com',
-      username: 'api-user',
-      password: 'api-password',
       timeoutMs: 15_000,
-      refreshBeforeS: 300,
       proxyAllow: ['/api/v1/', '/status'],
+      auth: { kind: 'session', username: 'api-user', password: 'api-password', refreshBeforeS: 300 },
     });
     expect(config.internalAuth).toEqual({ keys: [{ caller: 'orders', key: serviceKey }], adminCallers: [] });
-    expect(config.tokenEncryptionKey).toBeUndefined();
     expect(Object.isFrozen(config.benji)).toBe(true);
   });
 
@@ -101,7 +96,6 @@ describe('loadConfig', () => {
       INTERNAL_API_KEYS: `orders:${serviceKey}, ops:${'o'.repeat(30)}:with-colon`,
       INTERNAL_ADMIN_CALLERS: 'ops',
     });
-    expect(config.tokenEncryptionKey).toEqual(Buffer.alloc(32, 7));
     expect(config.starship.proxyAllow).toEqual(['/api/v1/products', '/status']);
     expect(config.internalAuth.keys).toEqual([
       { caller: 'orders', key: serviceKey },
@@ -110,11 +104,11 @@ describe('loadConfig', () => {
     expect(config.internalAuth.adminCallers).toEqual(['ops']);
     expect(config.http.publicPort).toBe(9000);
     expect(config.benji.baseUrl).toBe('https://api.withbenji.com');
-    expect(config.benji.allowedModes).toEqual(['connect', 'redeem']);
-    expect(config.benji.maxTransferAmount).toBe(5000);
+    expect(config.benji.connectPolicy.allowedModes).toEqual(['connect', 'redeem']);
+    expect(config.benji.connectPolicy.maxTransferAmount).toBe(5000);
     expect(config.http.corsOrigins).toEqual(['https://app.example.com', 'http://localhost:3000']);
     expect(config.http.trustProxy).toBe(1);
-    expect(config.redis).toEqual({ url: 'redis://cache:6379/2', keyPrefix: 'rewards:' });
+    expect(config.redis).toEqual({ url: 'redis://cache:6379/2', keyPrefix: 'rewards:', encryptionKey: Buffer.alloc(32, 7) });
     expect(config.frontendAuth).toEqual({ mode: 'none' });
     expect(ok({ ...required, TRUST_PROXY: 'loopback, 10.0.0.0/8' }).http.trustProxy).toBe('loopback, 10.0.0.0/8');
     expect(ok({ ...required, TRUST_PROXY: '10.1.2.3,fd00::/8 , 192.168.0.0/255.255.0.0' }).http.trustProxy).toBe(
@@ -132,7 +126,7 @@ describe('loadConfig', () => {
   it('treats empty values as unset, as a .env file with FOO= means', () => {
     const config = ok({ ...required, PORT: '', BENJI_DISPLAY_NAME: '  ', FRONTEND_JWKS_URL: '' });
     expect(config.http.publicPort).toBe(8080);
-    expect(config.benji.displayName).toBeUndefined();
+    expect(config.benji.connectPolicy.displayName).toBeUndefined();
   });
 
   it('reports every problem at once, each naming its variable, never its value', () => {

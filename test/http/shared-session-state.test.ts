@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createTokenCipher } from '../../src/tokens/token-cipher.js';
-import type { TokenSet } from '../../src/tokens/token-set.js';
+import { createTokenCipher } from '../../src/credentials/stores/token-cipher.js';
+import type { TokenSet } from '../../src/credentials/token-set.js';
 import { starshipPassword, starshipUsername } from '../support/broker.js';
 import { startClockedStarship, type ClockedStarship } from '../support/clocked-starship.js';
 import { deleteKeys, inspectRedis, uniquePrefix } from '../support/redis.js';

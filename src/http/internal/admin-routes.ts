@@ -1,12 +1,12 @@
 import { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
 import { AppError } from '../../errors.js';
-import type { SessionStatus, TokenManager } from '../../tokens/token-manager.js';
+import { sessionStates, type SessionStatus, type StarshipSession } from '../../credentials/starship-session.js';
 import { jsonObjectReader } from '../parse-body.js';
 import { methodNotAllowed } from '../problem.js';
 
 export interface AdminDeps {
-  tokens: TokenManager;
+  session: StarshipSession;
   /** Authenticates the service, then checks it is an admin caller. */
   authorize: RequestHandler[];
 }
@@ -14,7 +14,7 @@ export interface AdminDeps {
 export const renewBody = z.strictObject({ revokePrevious: z.boolean().optional() });
 
 export const sessionStatusBody = z.object({
-  state: z.enum(['none', 'valid', 'refreshing', 'expired', 'rejected', 'cooldown']),
+  state: z.enum(sessionStates),
   accessExpiresAt: z.iso.datetime().nullable(),
   refreshExpiresAt: z.iso.datetime().nullable(),
   clientId: z.string().nullable(),
@@ -22,12 +22,12 @@ export const sessionStatusBody = z.object({
 }) satisfies z.ZodType<SessionStatus>;
 
 /** Operator routes for the Starship session. They show times and ids, never a token. */
-export function adminRouter({ tokens, authorize }: AdminDeps): Router {
+export function adminRouter({ session, authorize }: AdminDeps): Router {
   const router = Router();
 
   router.get('/v1/admin/starship/session', ...authorize, async (_req, res) => {
     res.setHeader('cache-control', 'no-store');
-    res.json(await tokens.status());
+    res.json(await session.status());
   });
 
   // The one call where what the body says matters most: a revokePrevious that went unread would
@@ -37,9 +37,9 @@ export function adminRouter({ tokens, authorize }: AdminDeps): Router {
   router.post('/v1/admin/starship/session/renew', ...authorize, async (req, res) => {
     const parsed = renewBody.safeParse((await readBody(req, res)) ?? {});
     if (!parsed.success) throw new AppError('invalid_request', 'The body may hold only {"revokePrevious": true|false}.');
-    await tokens.forceLogin({ revokePrevious: parsed.data.revokePrevious ?? false });
+    await session.forceLogin({ revokePrevious: parsed.data.revokePrevious ?? false });
     res.setHeader('cache-control', 'no-store');
-    res.json(await tokens.status());
+    res.json(await session.status());
   });
 
   // Before the service key is checked: that a route exists is no secret (it is in /openapi.json).

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { AppError, errorCatalog } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
 import { problemJson } from '../problem.js';
-import { proxiedMethods } from './starship-proxy-route.js';
+import { proxiedMethods } from './proxy/proxy-engine.js';
 
 /**
  * A listener for the internal door's server 'connect' event. CONNECT never reaches an Express app:
@@ -17,7 +17,7 @@ export function refuseConnect(logger: Logger): (req: IncomingMessage, socket: Du
   return (req, socket) => {
     socket.on('error', () => socket.destroy());
     const requestId = randomUUID();
-    const error = new AppError('method_not_allowed', 'CONNECT is not forwarded to Starship.', { allow: proxiedMethods });
+    const error = new AppError('method_not_allowed', 'CONNECT is not forwarded to an upstream.', { allow: proxiedMethods });
     const body = problemJson(error, requestId);
     socket.end(
       [

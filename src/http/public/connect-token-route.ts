@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
-import type { BenjiModeName } from '../../config/env-schema.js';
 import { AppError } from '../../errors.js';
-import { benjiModeNumbers, type BenjiClient } from '../../upstream/benji/benji-client.js';
+import type { BenjiClient } from '../../upstream/benji/benji-client.js';
+import { benjiModeNumbers, type BenjiMode } from '../../upstream/benji/benji-modes.js';
 import { connectTokenBodySchema, type ConnectTokenResponse } from './connect-token-schema.js';
 import type { ConnectRateLimit } from './connect-rate-limit.js';
 import type { UserIdentifier } from './frontend-auth.js';
@@ -11,7 +11,7 @@ import { invalidRequest } from '../problem.js';
 
 export interface ConnectTokenPolicy {
   displayName: string | undefined;
-  allowedModes: readonly BenjiModeName[];
+  allowedModes: readonly BenjiMode[];
   maxTransferAmount: number | undefined;
 }
 

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { benjiModes } from '../../config/env-schema.js';
+import { benjiModeByNumber, benjiModeNumbers, benjiModes, type BenjiModeNumber } from '../../upstream/benji/benji-modes.js';
 
-const modeNumbers = { 1: 'connect', 3: 'transfer', 4: 'redeem' } as const;
 const fields = ['mode', 'displayName', 'amount', 'allowsEditing'] as const;
 
 /**
@@ -17,7 +16,8 @@ const hidden = /[\p{C}\p{Zl}\p{Zp}]|(?<!\p{So})\uFE0F|(?!\uFE0F)\p{Default_Ignor
 const shown = /(?!\u2800)[\p{L}\p{N}\p{P}\p{S}]/u;
 export const isPrintableText = (text: string) => !hidden.test(text) && shown.test(text);
 
-const modes = 'one of "connect", "transfer", "redeem", or their numbers 1, 3, 4';
+const modeNumberList = benjiModes.map((mode) => benjiModeNumbers[mode]) as [BenjiModeNumber, ...BenjiModeNumber[]];
+const modes = `one of ${benjiModes.map((mode) => `"${mode}"`).join(', ')}, or their numbers ${modeNumberList.join(', ')}`;
 const displayNameRule =
   'must be a string of 1–100 printable characters (letters, marks, digits, punctuation, symbols, spaces; no control, bidi, zero-width, invisible, private-use, unassigned or line-separator characters)';
 
@@ -40,10 +40,10 @@ export function connectTokenBodySchema({ maxTransferAmount = Number.MAX_SAFE_INT
     .strictObject(
       {
         mode: z
-          .union([z.enum(benjiModes), z.literal(1), z.literal(3), z.literal(4)], {
+          .union([z.enum(benjiModes), z.literal(modeNumberList)], {
             error: (issue) => (issue.input === undefined ? `is required: ${modes}` : `must be ${modes}`),
           })
-          .transform((mode) => (typeof mode === 'number' ? modeNumbers[mode] : mode)),
+          .transform((mode) => (typeof mode === 'number' ? benjiModeByNumber[mode] : mode)),
         // Checked before trimming, so a control character at either end is refused, not trimmed away.
         displayName: z
           .string({ error: displayNameRule })

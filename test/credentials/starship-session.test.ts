@@ -4,12 +4,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import { createRedisClient } from '../../src/redis.js';
 import { startFakeStarship, type FakeStarship } from '../../sandbox/fake-starship.js';
-import { createMemoryTokenStore } from '../../src/tokens/memory-token-store.js';
-import { createRedisTokenStore } from '../../src/tokens/redis-token-store.js';
-import { createTokenCipher } from '../../src/tokens/token-cipher.js';
-import { createTokenManager, type TokenManager } from '../../src/tokens/token-manager.js';
-import type { TokenStore } from '../../src/tokens/token-store.js';
-import { createStarshipClient, type StarshipClient } from '../../src/upstream/starship/starship-client.js';
+import { createStarshipSession, type StarshipSession } from '../../src/credentials/starship-session.js';
+import { createMemoryStore } from '../../src/credentials/stores/memory-store.js';
+import { createRedisStore } from '../../src/credentials/stores/redis-store.js';
+import type { SharedStore } from '../../src/credentials/stores/shared-store.js';
+import { createTokenCipher } from '../../src/credentials/stores/token-cipher.js';
+import { noMetrics } from '../../src/observability/metrics.js';
+import { noScrub } from '../../src/observability/secret-scrubber.js';
+import { createStarshipAuth } from '../../src/upstream/starship/starship-auth.js';
+import { createUpstream, createUpstreamPool } from '../../src/upstream/upstream-http.js';
 import { captureLogs, type LogCapture } from '../support/log-capture.js';
 import { startPrivateRedis } from '../support/private-redis.js';
 import { deleteKeys, testRedisUrl, uniquePrefix } from '../support/redis.js';
@@ -44,21 +47,23 @@ async function redisClient(url = testRedisUrl): Promise<Redis> {
 }
 
 interface Replica {
-  manager: TokenManager;
-  client: StarshipClient;
+  manager: StarshipSession;
   logs: LogCapture;
   storeCalls: () => number;
 }
 
-/** One broker replica's token side: the real Starship client and manager, on a given store. */
+/** One broker replica's session: the real Starship auth client and session, on a given store. */
 function replica(
   fake: FakeStarship,
-  store: TokenStore,
+  store: SharedStore,
   clock: () => number,
   options: { refreshBeforeS?: number; timeoutMs?: number } = {},
 ): Replica {
-  const client = createStarshipClient({ baseUrl: fake.url, username, password, timeoutMs: options.timeoutMs ?? 2_000, clock });
-  cleanups.push(() => client.close());
+  const timeoutMs = options.timeoutMs ?? 2_000;
+  const pool = createUpstreamPool(fake.url, { connections: 4, timeoutMs });
+  cleanups.push(() => pool.destroy());
+  const upstream = createUpstream({ name: 'starship', timeoutMs, metrics: noMetrics });
+  const auth = createStarshipAuth({ upstream, pool, username, password, clock, scrub: noScrub });
   let calls = 0;
   // Counts the store calls the manager makes; the store itself is the real one.
   const counted = new Proxy(store, {
@@ -72,22 +77,22 @@ function replica(
     },
   });
   const logs = captureLogs();
-  const manager = createTokenManager({
-    auth: client,
+  const manager = createStarshipSession({
+    auth,
     store: counted,
     clock,
     logger: createLogger({ level: 'debug', destination: logs.stream }),
     refreshBeforeS: options.refreshBeforeS ?? 300,
-    upstreamTimeoutMs: options.timeoutMs ?? 2_000,
+    upstreamTimeoutMs: timeoutMs,
     random: () => 0.5,
     lockPollMs: 10,
   });
-  return { manager, client, logs, storeCalls: () => calls };
+  return { manager, logs, storeCalls: () => calls };
 }
 
-function redisStore(redis: Redis, keyPrefix: string, clock: () => number): TokenStore {
+function redisStore(redis: Redis, keyPrefix: string, clock: () => number): SharedStore {
   cleanups.push(() => deleteKeys(redis, keyPrefix));
-  return createRedisTokenStore({ redis, keyPrefix, cipher: createTokenCipher(encryptionKey), clock });
+  return createRedisStore({ redis, keyPrefix, cipher: createTokenCipher(encryptionKey), clock });
 }
 
 /** Waits until a background renewal has settled (it runs on real timers). */
@@ -100,7 +105,7 @@ describe('token manager, one replica', () => {
   it('logs in on first need, then serves from memory with no store round trip', async () => {
     const { clock } = testClock();
     const fake = await fakeStarship(clock);
-    const one = replica(fake, createMemoryTokenStore(clock), clock);
+    const one = replica(fake, createMemoryStore(clock), clock);
 
     const token = await one.manager.getAccessToken();
     expect(fake.stats.logins).toBe(1);
@@ -113,7 +118,7 @@ describe('token manager, one replica', () => {
   it('refreshes in the background inside the refresh window while callers keep the current token', async () => {
     const time = testClock();
     const fake = await fakeStarship(time.clock, 900);
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock, { refreshBeforeS: 300 });
+    const one = replica(fake, createMemoryStore(time.clock), time.clock, { refreshBeforeS: 300 });
     const first = await one.manager.getAccessToken();
 
     time.advance(599_000); // 301 s before expiry: not yet in the window
@@ -132,7 +137,7 @@ describe('token manager, one replica', () => {
   it('caps the refresh window at half the access token lifetime', async () => {
     const time = testClock();
     const fake = await fakeStarship(time.clock, 60); // 60 s tokens, window asked for is 300 s
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock, { refreshBeforeS: 300 });
+    const one = replica(fake, createMemoryStore(time.clock), time.clock, { refreshBeforeS: 300 });
     await one.manager.getAccessToken();
     time.advance(29_000);
     await one.manager.getAccessToken();
@@ -146,7 +151,7 @@ describe('token manager, one replica', () => {
   it('serves 100 parallel callers with an expiring token at once, from one background refresh', async () => {
     const time = testClock();
     const fake = await fakeStarship(time.clock, 900);
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const one = replica(fake, createMemoryStore(time.clock), time.clock);
     const first = await one.manager.getAccessToken();
     time.advance(700_000); // inside the refresh window, still valid
 
@@ -160,7 +165,7 @@ describe('token manager, one replica', () => {
   it('makes 100 parallel callers with an expired token wait for exactly one refresh', async () => {
     const time = testClock();
     const fake = await fakeStarship(time.clock, 900);
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const one = replica(fake, createMemoryStore(time.clock), time.clock);
     const first = await one.manager.getAccessToken();
     time.advance(901_000);
 
@@ -173,7 +178,7 @@ describe('token manager, one replica', () => {
   it('logs in again when the refresh token is rejected (revoked or expired)', async () => {
     const time = testClock();
     const fake = await fakeStarship(time.clock);
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const one = replica(fake, createMemoryStore(time.clock), time.clock);
     await one.manager.getAccessToken();
     fake.revokeAll();
     time.advance(901_000);
@@ -185,7 +190,7 @@ describe('token manager, one replica', () => {
   it('keeps the tokens through refresh failures, backs off, and answers 502 with Retry-After once none is valid', async () => {
     const time = testClock();
     const fake = await fakeStarship(time.clock);
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const one = replica(fake, createMemoryStore(time.clock), time.clock);
     const first = await one.manager.getAccessToken();
 
     time.advance(700_000); // in the window: the background refresh fails
@@ -211,7 +216,7 @@ describe('token manager, one replica', () => {
   it('never sends a rejected refresh token again, even when the login after it fails', async () => {
     const time = testClock();
     const fake = await fakeStarship(time.clock);
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const one = replica(fake, createMemoryStore(time.clock), time.clock);
     await one.manager.getAccessToken();
     fake.revokeAll();
     time.advance(901_000);
@@ -228,7 +233,7 @@ describe('token manager, one replica', () => {
   it('does not resend a refresh token whose refresh got no answer (it may have rotated): it logs in', async () => {
     const time = testClock();
     const fake = await fakeStarship(time.clock);
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock, { timeoutMs: 200 });
+    const one = replica(fake, createMemoryStore(time.clock), time.clock, { timeoutMs: 200 });
     await one.manager.getAccessToken();
     time.advance(901_000);
     fake.fail('refresh', { kind: 'hang' });
@@ -243,7 +248,7 @@ describe('token manager, one replica', () => {
   it('treats a throttled refresh as throttled, waiting at most 15 minutes', async () => {
     const time = testClock();
     const fake = await fakeStarship(time.clock);
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const one = replica(fake, createMemoryStore(time.clock), time.clock);
     await one.manager.getAccessToken();
     time.advance(901_000);
     fake.fail('refresh', { kind: 'reply', status: 429, body: {}, headers: { 'retry-after': '86400' } });
@@ -253,7 +258,7 @@ describe('token manager, one replica', () => {
   it('answers 504 when Starship does not answer the refresh in time', async () => {
     const time = testClock();
     const fake = await fakeStarship(time.clock);
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock, { timeoutMs: 200 });
+    const one = replica(fake, createMemoryStore(time.clock), time.clock, { timeoutMs: 200 });
     await one.manager.getAccessToken();
     time.advance(901_000);
     fake.fail('refresh', { kind: 'hang' });
@@ -267,7 +272,7 @@ describe('token manager, one replica', () => {
   ])('cools down after a throttled login: %s', async (_name, headers, waitS) => {
     const time = testClock();
     const fake = await fakeStarship(time.clock);
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const one = replica(fake, createMemoryStore(time.clock), time.clock);
     fake.fail('login', { kind: 'reply', status: 429, body: { error: 'Too Many Requests' }, ...(headers !== undefined && { headers }) });
 
     await expect(one.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_throttled', retryAfterS: waitS });
@@ -287,7 +292,7 @@ describe('token manager, one replica', () => {
     const time = testClock();
     const fake = await startFakeStarship({ username, password: 'the-real-password-is-different', clock: time.clock });
     cleanups.push(() => fake.close());
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const one = replica(fake, createMemoryStore(time.clock), time.clock);
 
     await expect(one.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_error', retryAfterS: 60 });
     for (let i = 0; i < 5; i++) await expect(one.manager.getAccessToken()).rejects.toMatchObject({ retryAfterS: 60 });
@@ -300,7 +305,7 @@ describe('token manager, one replica', () => {
   it('reports its state without ever showing a token', async () => {
     const time = testClock();
     const fake = await fakeStarship(time.clock);
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const one = replica(fake, createMemoryStore(time.clock), time.clock);
     expect(await one.manager.status()).toEqual({
       state: 'none',
       accessExpiresAt: null,
@@ -323,7 +328,7 @@ describe('token manager, one replica', () => {
   it('forces a fresh login on demand, and logs the old session out only for credential rotation', async () => {
     const time = testClock();
     const fake = await fakeStarship(time.clock);
-    const one = replica(fake, createMemoryTokenStore(time.clock), time.clock);
+    const one = replica(fake, createMemoryStore(time.clock), time.clock);
     const first = await one.manager.getAccessToken();
     await one.manager.forceLogin({ revokePrevious: false });
     const second = await one.manager.getAccessToken();
@@ -440,7 +445,8 @@ describe('token manager, several replicas on one Redis', () => {
     const fake = await fakeStarship(time.clock);
     const prefix = uniquePrefix();
     const ready = await redisClient();
-    await redisStore(ready, prefix, time.clock).writeCooldown({ until: start + 600_000, reason: 'throttled' });
+    const until = start + 600_000;
+    await redisStore(ready, prefix, time.clock).set('starship:cooldown', JSON.stringify({ until, reason: 'throttled' }), until);
 
     // A replica booting now: its connection is still being made when the first call needs a token.
     const booting = createRedisClient(testRedisUrl, createLogger({ level: 'silent', destination: captureLogs().stream }));

@@ -1,6 +1,119 @@
 import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
+import { Pool, type Dispatcher } from 'undici';
 import { AppError } from '../errors.js';
+import type { UpstreamMetrics } from '../observability/metrics.js';
+
+/**
+ * The plumbing of every call the broker makes to Benji or Starship, written once: connection pools,
+ * a deadline per call, one timing metric per call, transport failures in the broker's error
+ * vocabulary, and replies read only up to a cap. The clients (benji/, starship/) and the proxy
+ * engine build on it.
+ */
+
+export type UpstreamName = 'benji' | 'starship';
+
+/**
+ * A keep-alive pool to one origin. Its own timeouts stop a connection that stalls; the deadline of
+ * each call (below) bounds the whole call, the wait for a free connection included.
+ */
+export function createUpstreamPool(origin: string, { connections, timeoutMs }: { connections: number; timeoutMs: number }): Pool {
+  return new Pool(origin, {
+    connections,
+    keepAliveTimeout: 30_000,
+    connect: { timeout: timeoutMs },
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
+}
+
+export interface UpstreamRequest {
+  method: Dispatcher.HttpMethod;
+  /** Path and query, appended to the pool's origin. */
+  path: string;
+  headers: Record<string, string>;
+  body?: string | Buffer | undefined;
+}
+
+export interface UpstreamReply {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  /** The body as UTF-8 text; undefined when it was over `replyLimitBytes` (and was not read). */
+  text: string | undefined;
+}
+
+export interface Upstream {
+  readonly name: UpstreamName;
+  /**
+   * A call whose answer the caller streams: resolves at the response headers. The deadline runs
+   * until then; `cancel` (the caller hanging up) aborts the call at any time, body included.
+   */
+  open(pool: Pool, operation: string, request: UpstreamRequest, cancel: Cancellation): Promise<Dispatcher.ResponseData>;
+  /** A call whose answer the broker reads itself, up to the cap, all within the deadline. */
+  exchange(pool: Pool, operation: string, request: UpstreamRequest): Promise<UpstreamReply>;
+}
+
+/**
+ * One upstream's calls. Every failure rejects with an AppError (`upstream_timeout` when the
+ * deadline passed, `upstream_error` when the exchange broke) whose cause is the transport error.
+ */
+export function createUpstream({
+  name,
+  timeoutMs,
+  metrics,
+}: {
+  name: UpstreamName;
+  timeoutMs: number;
+  metrics: UpstreamMetrics;
+}): Upstream {
+  const observe = (operation: string, outcome: string, startedAt: number) =>
+    metrics.observe(name, operation, outcome, (performance.now() - startedAt) / 1000);
+
+  async function timed<T>(operation: string, cancel: Cancellation, call: () => Promise<T & { statusCode: number }>): Promise<T> {
+    const startedAt = performance.now();
+    const timer = setTimeout(() => cancel.abort(new DeadlinePassed()), timeoutMs);
+    try {
+      const result = await call();
+      observe(operation, String(result.statusCode), startedAt);
+      return result;
+    } catch (error) {
+      const failure = transportError(name, error, cancel.reason instanceof DeadlinePassed);
+      observe(operation, outcomeOf(failure), startedAt);
+      throw failure;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    name,
+    open(pool, operation, request, cancel) {
+      // undici sees only later cancellations: a caller that left while its body was read is gone already.
+      if (cancel.cancelled) return Promise.reject(transportError(name, cancel.reason ?? new CallerGone()));
+      return timed(operation, cancel, () => pool.request({ ...request, signal: cancel }));
+    },
+    exchange(pool, operation, request) {
+      const cancel = new Cancellation();
+      return timed(operation, cancel, async () => {
+        const reply = await pool.request({ ...request, signal: cancel });
+        return {
+          statusCode: reply.statusCode,
+          headers: reply.headers,
+          text: await readCapped(reply.body, reply.headers['content-length']),
+        };
+      });
+    },
+  };
+}
+
+class DeadlinePassed extends Error {
+  override name = 'TimeoutError';
+}
+
+class CallerGone extends Error {
+  override name = 'AbortError';
+}
 
 /**
  * The most of one upstream reply the broker holds in memory (Benji's connect reply, Starship's auth

@@ -1,12 +1,14 @@
-import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { noMetrics, type TokenMetrics } from '../observability/metrics.js';
-import type { AuthFailure, AuthResult } from '../upstream/starship/starship-client.js';
-import type { Cooldown, TokenSet } from './token-set.js';
-import type { TokenStore } from './token-store.js';
+import type { AuthFailure, StarshipAuth, StarshipTokens } from '../upstream/starship/starship-auth.js';
+import type { CallHeaders, Credential } from './credential.js';
+import { createRenewalLock, type LockWait } from './renewal-lock.js';
+import { createSingleFlight } from './single-flight.js';
+import type { SharedStore } from './stores/shared-store.js';
+import { canRefresh, compareSets, obtainedRecently, refreshDueAt, unexpired, type Cooldown, type TokenSet } from './token-set.js';
 
 /*
  * The Starship session lifecycle, in one place. Rules, and why:
@@ -16,8 +18,8 @@ import type { TokenStore } from './token-store.js';
  * 2. Renewal (refresh, else login) starts once the access token enters its refresh window
  *    (STARSHIP_REFRESH_BEFORE_S before expiry, at most half its lifetime). Callers keep using the
  *    current token while it runs; only a caller with no valid token waits for it.
- * 3. One renewal per process at a time (`inFlight`, a single-flight promise), and one across all
- *    replicas (the store's lock: SET NX PX with an owner, compare-and-delete release, bounded wait).
+ * 3. One renewal per process at a time (a keyed single-flight, single-flight.ts), and one across all
+ *    replicas (renewal-lock.ts: SET NX PX with an owner, compare-and-delete release, bounded wait).
  *    A lock with no TTL or a longer one than ours was not set by a broker: it is given our TTL, so it
  *    lapses within one wait. A wait that runs out backs off like a failed renewal, so callers meanwhile
  *    get an error at once instead of each waiting the whole lock wait again.
@@ -58,15 +60,10 @@ import type { TokenStore } from './token-store.js';
  *    token is still valid by its expiry and goes back into use.
  */
 
-export interface SessionAuth {
-  login(): Promise<AuthResult>;
-  refresh(refreshToken: string): Promise<AuthResult>;
-  logout(accessToken: string): Promise<void>;
-}
-
-export interface TokenManagerOptions {
-  auth: SessionAuth;
-  store: TokenStore;
+export interface StarshipSessionOptions {
+  auth: StarshipAuth;
+  /** Where the session, the login cooldown and the renewal lock are shared (Redis) or kept (memory). */
+  store: SharedStore;
   clock: Clock;
   logger: Logger;
   refreshBeforeS: number;
@@ -78,8 +75,13 @@ export interface TokenManagerOptions {
   metrics?: TokenMetrics;
 }
 
-/** `rejected`: Starship refused the token in hand (401) before its expiry, and no renewal has replaced it yet. */
-export type SessionState = 'none' | 'valid' | 'refreshing' | 'expired' | 'rejected' | 'cooldown';
+/**
+ * The states a session can be in, the one place they are spelled (readiness and the admin route
+ * derive theirs from here). `rejected`: Starship refused the token in hand (401) before its expiry,
+ * and no renewal has replaced it yet.
+ */
+export const sessionStates = ['none', 'valid', 'refreshing', 'expired', 'rejected', 'cooldown'] as const;
+export type SessionState = (typeof sessionStates)[number];
 
 export interface SessionStatus {
   state: SessionState;
@@ -102,7 +104,7 @@ export interface SessionSnapshot {
   blocked: boolean;
 }
 
-export interface TokenManager {
+export interface StarshipSession {
   /** A usable access token, renewing first only when none is in hand. Throws AppError when it cannot. */
   getAccessToken(): Promise<string>;
   /**
@@ -130,23 +132,52 @@ const minRejectAgeMs = 30_000;
 /** How a stored set compares with the one in hand (rule 8). */
 type StoredSet = 'absent' | 'unreachable' | 'same' | 'older' | 'adopted';
 
-export function createTokenManager(options: TokenManagerOptions): TokenManager {
+/** Names in the shared store; REDIS_KEY_PREFIX goes in front of each. */
+const names = { session: 'starship:session', lock: 'starship:lock', cooldown: 'starship:cooldown' } as const;
+/** The single-flight key: there is one Starship session. */
+const flightKey = 'starship';
+
+const tokenSetSchema = z.object({
+  accessToken: z.string(),
+  refreshToken: z.string(),
+  accessExpiresAt: z.number(),
+  refreshExpiresAt: z.number(),
+  obtainedAt: z.number(),
+  clientId: z.string(),
+}) satisfies z.ZodType<TokenSet>;
+
+const cooldownSchema = z.object({
+  until: z.number(),
+  reason: z.enum(['throttled', 'credentials_rejected']),
+}) satisfies z.ZodType<Cooldown>;
+
+/** How a lock wait is labelled in broker_starship_lock_wait_seconds. */
+const lockWaitLabels = { held: 'acquired', adopted: 'adopted', local: 'store_down', timeout: 'timeout', failing: undefined } as const;
+
+export function createStarshipSession(options: StarshipSessionOptions): StarshipSession {
   const { auth, store, clock, logger } = options;
   const random = options.random ?? Math.random;
-  const lockPollMs = options.lockPollMs ?? 50;
   const metrics = options.metrics ?? noMetrics;
   // A holder makes at most a refresh and a login, each bounded by the upstream timeout.
   const lockTtlMs = 2 * options.upstreamTimeoutMs + 5_000;
-  const lockWaitMs = lockTtlMs + 5_000;
-  const instance = randomUUID();
-  let lockCount = 0;
+  const renewalLock = createRenewalLock({
+    store,
+    ttlMs: lockTtlMs,
+    waitMs: lockTtlMs + 5_000,
+    pollMs: options.lockPollMs ?? 50,
+    onWait: (seconds, outcome) => {
+      const label = lockWaitLabels[outcome];
+      if (label !== undefined) metrics.lockWait(seconds, label);
+    },
+  });
+  const flights = createSingleFlight();
+  const inFlight = () => flights.inFlight(flightKey);
 
   let current: TokenSet | undefined;
   /** Refused by Starship (401) and not handed out while a renewal replaces it (rule 9). */
   let rejectedAccessToken: string | undefined;
   /** The access token of a set whose refresh token Starship refused: that session is revoked. */
   let refusedSession: string | undefined;
-  let inFlight: Promise<void> | undefined;
   /** The login cooldown as last read: the store's copy (clamped) when it answers, ours otherwise. */
   let cooldown: Cooldown | undefined;
   let cooldownCheck: Promise<unknown> | undefined;
@@ -158,46 +189,19 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
   store.onReconnect(() => {
     storeReachable = true;
-    if (current !== undefined && inFlight === undefined) renew(writeBack).catch(() => undefined);
+    if (current !== undefined && inFlight() === undefined) renew(writeBack).catch(() => undefined);
   });
 
   // --- judging a set --------------------------------------------------------------------------
 
-  /** Safety margin so a token does not expire between our check and Starship's. */
-  const marginMs = (set: TokenSet) => Math.min(5_000, (set.accessExpiresAt - set.obtainedAt) / 10);
-
   function usable(set: TokenSet | undefined, now: number): set is TokenSet {
-    return set !== undefined && set.accessToken !== rejectedAccessToken && set.accessExpiresAt - marginMs(set) > now;
+    return set !== undefined && set.accessToken !== rejectedAccessToken && unexpired(set, now);
   }
 
-  function refreshDueAt(set: TokenSet): number {
-    const lifetimeMs = set.accessExpiresAt - set.obtainedAt;
-    return set.accessExpiresAt - Math.min(options.refreshBeforeS * 1000, lifetimeMs / 2);
-  }
-
-  const needsRenewal = (set: TokenSet | undefined, now: number) => !usable(set, now) || now >= refreshDueAt(set);
-
-  /** An empty refresh token marks one Starship refused, or may already have rotated: only login renews. */
-  const canRefresh = (set: TokenSet, now: number) => set.refreshToken !== '' && set.refreshExpiresAt - marginMs(set) > now;
+  const needsRenewal = (set: TokenSet | undefined, now: number) => !usable(set, now) || now >= refreshDueAt(set, options.refreshBeforeS);
 
   /** True when the next renewal would be a refresh, which a login cooldown does not hold off. */
   const refreshable = (now: number) => current !== undefined && canRefresh(current, now);
-
-  const obtainedRecently = (set: TokenSet, now: number) =>
-    now - set.obtainedAt < Math.max(minRejectAgeMs, (set.accessExpiresAt - set.obtainedAt) / 100);
-
-  /** Rule 8: Starship's expiry times order the sets it issued; on a tie, the later received. */
-  function compareStored(stored: TokenSet, ours: TokenSet): 'same' | 'newer' | 'older' {
-    if (stored.accessToken === ours.accessToken && stored.refreshToken === ours.refreshToken) return 'same';
-    const order =
-      stored.accessExpiresAt - ours.accessExpiresAt ||
-      stored.refreshExpiresAt - ours.refreshExpiresAt ||
-      stored.obtainedAt - ours.obtainedAt;
-    if (order !== 0) return order > 0 ? 'newer' : 'older';
-    if (stored.accessToken !== ours.accessToken) return 'same'; // not told apart by any time: keep ours
-    // Our own set: with its refresh token blanked it is news; with a blanked one restored, a replay.
-    return stored.refreshToken === '' ? 'newer' : 'older';
-  }
 
   // --- the store, failing soft ----------------------------------------------------------------
 
@@ -207,18 +211,34 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     storeReachable = false;
   }
 
+  /** The stored session, when it opens, parses and its refresh token has not expired by our clock. */
+  async function readStored(): Promise<TokenSet | undefined> {
+    const stored = parseStored(tokenSetSchema, await store.getSecret(names.session));
+    return stored !== undefined && clock() < stored.refreshExpiresAt ? stored : undefined;
+  }
+
+  const writeStored = (set: TokenSet) => store.setSecret(names.session, JSON.stringify(set), set.refreshExpiresAt);
+
+  async function readStoredCooldown(): Promise<Cooldown | undefined> {
+    const stored = parseStored(cooldownSchema, await store.get(names.cooldown));
+    return stored !== undefined && clock() < stored.until ? stored : undefined;
+  }
+
+  const writeStoredCooldown = (next: Cooldown) =>
+    store.set(names.cooldown, JSON.stringify({ until: next.until, reason: next.reason }), next.until);
+
   /** Takes the stored set when it is newer than ours (another replica renewed); see rule 8. */
   async function adoptFromStore(): Promise<StoredSet> {
     let stored: TokenSet | undefined;
     try {
-      stored = await store.read();
+      stored = await readStored();
     } catch (error) {
       storeFailed('read', error);
       return 'unreachable';
     }
     if (stored === undefined) return 'absent';
     if (current !== undefined) {
-      const order = compareStored(stored, current);
+      const order = compareSets(stored, current);
       if (order === 'same') return 'same';
       if (order === 'older') {
         logger.warn(
@@ -227,7 +247,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
         );
         // Put ours back, so that no other replica adopts the old one either. A renewal in flight
         // writes its own result.
-        if (inFlight === undefined) renew(writeBack).catch(() => undefined);
+        if (inFlight() === undefined) renew(writeBack).catch(() => undefined);
         return 'older';
       }
     }
@@ -239,7 +259,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   /** True when written. */
   async function save(tokens: TokenSet): Promise<boolean> {
     try {
-      await store.write(tokens);
+      await writeStored(tokens);
       return true;
     } catch (error) {
       storeFailed('write', error);
@@ -262,12 +282,12 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   /** The cooldown in force, re-read from the store (rule 6). */
   async function activeCooldown(now: number): Promise<Cooldown | undefined> {
     try {
-      const shared = await store.readCooldown();
+      const shared = await readStoredCooldown();
       const latest = now + maxCooldownS * 1000;
       cooldown = shared === undefined ? undefined : { ...shared, until: Math.min(shared.until, latest) };
       // One that would last longer (skewed or planted) is written back clamped, so its end is fixed
       // once instead of moving on with every read, and Redis holds it no longer either.
-      if (shared !== undefined && shared.until > latest) await store.writeCooldown({ ...shared, until: latest });
+      if (shared !== undefined && shared.until > latest) await writeStoredCooldown({ ...shared, until: latest });
     } catch (error) {
       storeFailed('read cooldown', error);
     }
@@ -279,7 +299,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   async function startCooldown(next: Cooldown): Promise<void> {
     cooldown = next;
     try {
-      await store.writeCooldown(next);
+      await writeStoredCooldown(next);
     } catch (error) {
       storeFailed('write cooldown', error);
     }
@@ -288,33 +308,22 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   // --- the lock ---------------------------------------------------------------------------------
 
   /**
-   * 'held': ours, release it. 'local': the store is disconnected, go on in-process only.
-   * 'adopted' (only with adopt: true): while we waited, another replica stored tokens that need no
-   * renewal, so there is nothing left to do.
+   * Runs `work` holding the renewal lock (rule 3), or in-process only while the store is
+   * disconnected (rule 7). With `adopt`, a waiter stops waiting as soon as the store holds tokens
+   * that need no renewal (another replica renewed), and does nothing.
    */
-  async function lock(owner: string, { adopt }: { adopt: boolean }): Promise<'held' | 'local' | 'adopted'> {
-    const startedAt = performance.now();
-    const deadline = startedAt + lockWaitMs;
-    const waited = (outcome: 'acquired' | 'adopted' | 'store_down' | 'timeout') =>
-      metrics.lockWait((performance.now() - startedAt) / 1000, outcome);
-    for (;;) {
-      try {
-        if (await store.acquireLock(owner, lockTtlMs)) {
-          waited('acquired');
-          return 'held';
-        }
-      } catch (error) {
-        storeFailed('lock', error);
-        if (store.connected()) {
-          // Connected but failing (out of memory, read-only replica…): renewing without the shared
-          // lock could send a refresh token twice, so fail this renewal and retry after a pause.
-          throw block(clock() + 1_000, new AppError('upstream_error', 'The shared token store failed; retrying shortly.'));
-        }
-        waited('store_down');
-        return 'local';
-      }
-      if (performance.now() > deadline) {
-        waited('timeout');
+  async function withLock({ adopt }: { adopt: boolean }, work: () => Promise<void>): Promise<void> {
+    const adopted = async () => (await adoptFromStore()) === 'adopted' && !needsRenewal(current, clock());
+    const wait: LockWait = await renewalLock.acquire(names.lock, adopt ? adopted : undefined);
+    switch (wait.outcome) {
+      case 'adopted':
+        return;
+      case 'failing':
+        storeFailed('lock', wait.error);
+        // Connected but failing: renewing without the shared lock could send a refresh token twice,
+        // so fail this renewal and retry after a pause.
+        throw block(clock() + 1_000, new AppError('upstream_error', 'The shared token store failed; retrying shortly.'));
+      case 'timeout': {
         failures += 1;
         const delayMs = backoffMs();
         logger.warn({ retryInMs: Math.round(delayMs) }, 'starship renewal lock wait exceeded; backing off');
@@ -323,35 +332,22 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
           new AppError('upstream_error', 'Starship token renewal did not finish in time.', { logFields: { reason: 'lock wait exceeded' } }),
         );
       }
-      await sleep(lockPollMs);
-      if (adopt && (await adoptFromStore()) === 'adopted' && !needsRenewal(current, clock())) {
-        waited('adopted');
-        return 'adopted';
-      }
-    }
-  }
-
-  /** Runs `work` holding the lock (or in-process only while the store is disconnected). */
-  async function withLock(options: { adopt: boolean }, work: () => Promise<void>): Promise<void> {
-    const owner = `${instance}:${++lockCount}`;
-    const state = await lock(owner, options);
-    if (state === 'adopted') return;
-    try {
-      await work();
-    } finally {
-      if (state === 'held') await store.releaseLock(owner).catch((error: unknown) => storeFailed('unlock', error));
+      case 'local':
+        storeFailed('lock', wait.error);
+        return work();
+      case 'held':
+        try {
+          await work();
+        } finally {
+          await wait.release().catch((error: unknown) => storeFailed('unlock', error));
+        }
     }
   }
 
   // --- renewal ----------------------------------------------------------------------------------
 
   /** Single-flight: concurrent callers in this process share one renewal. */
-  function renew(work: () => Promise<void> = renewOnce): Promise<void> {
-    inFlight ??= work().finally(() => {
-      inFlight = undefined;
-    });
-    return inFlight;
-  }
+  const renew = (work: () => Promise<void> = renewOnce): Promise<void> => flights.run(flightKey, work);
 
   async function renewOnce(): Promise<void> {
     try {
@@ -427,8 +423,9 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     return failed(failure, 'login');
   }
 
-  async function accept(tokens: TokenSet, kind: 'login' | 'refresh'): Promise<void> {
+  async function accept(issued: StarshipTokens, kind: 'login' | 'refresh'): Promise<void> {
     metrics.renewal(kind, 'success');
+    const tokens: TokenSet = { ...issued, obtainedAt: clock() };
     current = tokens;
     failures = 0;
     retryAt = 0;
@@ -493,7 +490,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
   // --- the interface --------------------------------------------------------------------------
 
   function stateAt(now: number, cooling: Cooldown | undefined): SessionState {
-    if (usable(current, now)) return inFlight === undefined ? 'valid' : 'refreshing';
+    if (usable(current, now)) return inFlight() === undefined ? 'valid' : 'refreshing';
     if (cooling !== undefined) return 'cooldown';
     if (refusedBeforeExpiry(current, now)) return 'rejected';
     return current === undefined ? 'none' : 'expired';
@@ -509,7 +506,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const now = clock();
     const set = current;
     if (usable(set, now)) {
-      if (now >= refreshDueAt(set) && mayRenewInBackground(now)) {
+      if (now >= refreshDueAt(set, options.refreshBeforeS) && mayRenewInBackground(now)) {
         // Renew in the background; this caller and others go on with the token in hand.
         renew().catch(() => undefined);
       }
@@ -535,7 +532,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
     const set = current;
     const now = clock();
     if (set.accessToken !== accessToken) return true; // another caller's renewal finished meanwhile
-    if (obtainedRecently(set, now)) {
+    if (obtainedRecently(set, now, minRejectAgeMs)) {
       logger.debug({ accessExpiresAt: iso(set.accessExpiresAt) }, 'starship refused a fresh access token; 401 passed through');
       return false;
     }
@@ -574,7 +571,7 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 
     async forceLogin({ revokePrevious }) {
       // Queue behind any renewal in flight, then take the single-flight slot for the login itself.
-      while (inFlight !== undefined) await inFlight.catch(() => undefined);
+      for (let flight = inFlight(); flight !== undefined; flight = inFlight()) await flight.catch(() => undefined);
       await renew(() =>
         withLock({ adopt: false }, async () => {
           await adoptFromStore();
@@ -620,6 +617,33 @@ export function createTokenManager(options: TokenManagerOptions): TokenManager {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A stored value as `schema` has it, or undefined for anything else (absent, corrupt, foreign). */
+function parseStored<T>(schema: z.ZodType<T>, text: string | undefined): T | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const parsed = schema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The session as a credential for the proxy engine: `Authorization: Bearer <access token>`, and a
+ * 401 reported back under rule 9. The header object is made once per token, not per call.
+ */
+export function starshipSessionCredential(session: StarshipSession): Credential {
+  let last: { token: string; headers: CallHeaders } | undefined;
+  return {
+    async headersFor() {
+      const token = await session.getAccessToken();
+      if (last?.token !== token) last = { token, headers: { authorization: `Bearer ${token}` } };
+      return last.headers;
+    },
+    rejected: (used) => session.reportRejected((used.authorization ?? '').slice('Bearer '.length)),
+  };
+}
 
 /** Retry-After from a throttled login or refresh: 60 s when absent, 1 s to 15 min. */
 const clampCooldownS = (retryAfterS: number | undefined) => Math.min(Math.max(retryAfterS ?? defaultCooldownS, 1), maxCooldownS);

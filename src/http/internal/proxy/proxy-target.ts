@@ -1,4 +1,4 @@
-import { AppError } from '../errors.js';
+import { AppError } from '../../../errors.js';
 
 /**
  * Turns the raw URL a service called (`/v1/starship/<path>?<query>`) into the path and query to

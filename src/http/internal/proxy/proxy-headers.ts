@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Clock } from '../clock.js';
-import { retryAfterSeconds } from '../upstream/upstream-call.js';
+import type { Clock } from '../../../clock.js';
+import { retryAfterSeconds } from '../../../upstream/upstream-http.js';
 
 /** What a service may tell Starship. Credentials, cookies and everything else stay behind. */
 const forwardedRequestHeaders = [

@@ -1,6 +1,6 @@
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createTokenCipher } from '../../src/tokens/token-cipher.js';
+import { createTokenCipher } from '../../src/credentials/stores/token-cipher.js';
 
 const key = randomBytes(32);
 const cipher = createTokenCipher(key);

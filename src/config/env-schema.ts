@@ -46,7 +46,6 @@ const callerKey = z.string().transform((item, ctx) => {
   return { caller, key };
 });
 
-
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const maxTrustedHops = 5;

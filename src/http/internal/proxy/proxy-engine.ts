@@ -55,7 +55,8 @@ export function proxyRoute({ mountPath, upstream, pool, allow, credential, ident
     res.locals.route = route;
     res.locals.caller = identifyService(req.headers.authorization);
     const { method } = req;
-    if (!isForwarded(method)) throw new AppError('method_not_allowed', `${method} is not forwarded to ${upstreamName}.`, { allow: proxiedMethods });
+    if (!isForwarded(method))
+      throw new AppError('method_not_allowed', `${method} is not forwarded to ${upstreamName}.`, { allow: proxiedMethods });
     const target = proxyTarget(req.originalUrl, mountPath, allow);
     const body = await bufferedBody(req, res);
     const headers = upstreamRequestHeaders(req.headers, req.id);

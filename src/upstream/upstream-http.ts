@@ -220,10 +220,9 @@ export function retryAfterSeconds(header: string | string[] | undefined, nowMs: 
 
 /**
  * Cancels one upstream call: what an AbortController does, for undici, which accepts any
- * EventEmitter with a `reason` and an 'abort' event as a request's signal. An AbortSignal goes
- * through EventTarget listeners, which cost ~8% of a proxied call's CPU when measured side by side
- * under load; an EventEmitter's cost next to nothing. (No `aborted` property: undici 8 takes any
- * signal that has one for an AbortSignal.)
+ * EventEmitter with a `reason` and an 'abort' event as a request's signal, and an AbortSignal's
+ * EventTarget listeners cost a proxied call measurably more (bench/README.md). (No `aborted`
+ * property: undici 8 takes any signal that has one for an AbortSignal.)
  */
 export class Cancellation extends EventEmitter {
   cancelled = false;

@@ -43,7 +43,8 @@ export function internalAuth(identify: ServiceIdentifier): RequestHandler {
 /** Admin routes: only callers named in INTERNAL_ADMIN_CALLERS. Runs after internalAuth. */
 export function requireAdmin(adminCallers: readonly string[]): RequestHandler {
   return (_req, res, next) => {
-    if (!adminCallers.includes(String(res.locals.caller))) throw new AppError('forbidden', 'This caller may not use the admin routes.');
+    if (res.locals.caller === undefined || !adminCallers.includes(res.locals.caller))
+      throw new AppError('forbidden', 'This caller may not use the admin routes.');
     next();
   };
 }

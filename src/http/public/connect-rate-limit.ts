@@ -44,18 +44,8 @@ export function connectRateLimit({ perMinute, redis, keyPrefix }: ConnectRateLim
           rejectIfRedisNotReady: true,
         });
 
-  // User ids are hashed so that Redis holds no identifiers of people. A user's calls come in runs,
-  // so the hashes of recent users are kept (a SHA-256 per call was ~1% of a call's CPU).
-  const userKeys = new Map<string, string>();
-  const userKey = (userId: string): string => {
-    let key = userKeys.get(userId);
-    if (key === undefined) {
-      key = `user:${hash('sha256', userId, 'base64url')}`;
-      if (userKeys.size >= 10_000) userKeys.clear();
-      userKeys.set(userId, key);
-    }
-    return key;
-  };
+  // User ids are hashed so that Redis holds no identifiers of people.
+  const userKey = (userId: string) => `user:${hash('sha256', userId, 'base64url')}`;
 
   return async ({ userId }, ip) => {
     const key = userId === undefined ? `ip:${ip() ?? 'unknown'}` : userKey(userId);

@@ -5,7 +5,7 @@
  *
  * Benji hands out the same connect URL for every token of an account, so each URL is parsed once
  * and kept as the text before and after the token (a handful of URLs at most): parsing and
- * serialising a URL on every call cost ~7% of the public door's CPU. The token is encoded exactly
+ * serialising a URL on every call was a clear cost (bench/README.md). The token is encoded exactly
  * as URLSearchParams encodes a value.
  */
 export function hostedConnectUrls(maxUrls = 16): (connectUrl: string, token: string) => string | null {

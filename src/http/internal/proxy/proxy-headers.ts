@@ -37,8 +37,7 @@ const noNames: ReadonlySet<string> = new Set();
 /** Headers a `Connection` header names are hop-by-hop too. */
 function namedInConnection(headers: IncomingHttpHeaders): ReadonlySet<string> {
   const value = headers.connection;
-  // Almost always absent, or `keep-alive`, which is hop-by-hop anyway.
-  if (value === undefined || value === 'keep-alive') return noNames;
+  if (value === undefined) return noNames;
   const list = Array.isArray(value) ? value.join(',') : value;
   return new Set(
     list

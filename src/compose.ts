@@ -10,7 +10,6 @@ import { createMemoryStore } from './credentials/stores/memory-store.js';
 import { createRedisStore } from './credentials/stores/redis-store.js';
 import type { SharedStore } from './credentials/stores/shared-store.js';
 import { createTokenCipher } from './credentials/stores/token-cipher.js';
-import type { Readiness } from './http/door-app.js';
 import { refuseConnect } from './http/internal/connect-refusal.js';
 import { createInternalApp } from './http/internal/internal-app.js';
 import { internalAuth, requireAdmin, serviceIdentifier } from './http/internal/internal-auth.js';
@@ -19,6 +18,7 @@ import { connectRateLimit } from './http/public/connect-rate-limit.js';
 import { frontendAuth } from './http/public/frontend-auth.js';
 import { createPublicApp } from './http/public/public-app.js';
 import { publicOpenApi } from './http/public/public-openapi.js';
+import { readinessOf } from './http/readiness.js';
 import type { Door } from './http/request-logging.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
@@ -120,23 +120,12 @@ export function createBroker(config: Config, { version, logDestination, ...overr
   );
 
   let shuttingDown = false;
-  /**
-   * Read from memory on every probe, and meant to say what a call would get now. The public door
-   * needs neither Redis nor Starship to serve, so only shutdown takes it out. The internal door is
-   * unavailable while every proxied call would fail at once (no usable token, and a backoff or a
-   * login cooldown holds renewal off), degraded while calls would first wait for a renewal.
-   */
-  const readiness = (door: Door) => (): Readiness => {
-    const snapshot = session.snapshot();
-    const checks: Readiness['checks'] = {
-      redis: redis === undefined ? 'disabled' : redis.status === 'ready' ? 'ok' : 'down',
-      starshipToken: snapshot.state,
-    };
-    if (shuttingDown) return { status: 'shutting_down', checks };
-    if (door === 'internal' && snapshot.blocked) return { status: 'unavailable', checks };
-    const tokenInHand = snapshot.state === 'valid' || snapshot.state === 'refreshing';
-    return { status: checks.redis === 'down' || (door === 'internal' && !tokenInHand) ? 'degraded' : 'ok', checks };
-  };
+  const readiness = (door: Door) =>
+    readinessOf(door, {
+      redis: () => (redis === undefined ? 'disabled' : redis.status === 'ready' ? 'ok' : 'down'),
+      starship: () => session.snapshot(),
+      shuttingDown: () => shuttingDown,
+    });
   const shared = { logger, metrics, trustProxy: config.http.trustProxy, version };
 
   const publicApp = createPublicApp({

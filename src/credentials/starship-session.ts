@@ -5,6 +5,7 @@ import type { Logger } from '../observability/logger.js';
 import { noMetrics, type TokenMetrics } from '../observability/metrics.js';
 import type { AuthFailure, StarshipAuth, StarshipTokens } from '../upstream/starship/starship-auth.js';
 import type { CallHeaders, Credential } from './credential.js';
+import { createLoginCooldown } from './login-cooldown.js';
 import { createRenewalLock, type LockWait } from './renewal-lock.js';
 import { createSingleFlight } from './single-flight.js';
 import type { SharedStore } from './stores/shared-store.js';
@@ -146,11 +147,6 @@ const tokenSetSchema = z.object({
   clientId: z.string(),
 }) satisfies z.ZodType<TokenSet>;
 
-const cooldownSchema = z.object({
-  until: z.number(),
-  reason: z.enum(['throttled', 'credentials_rejected']),
-}) satisfies z.ZodType<Cooldown>;
-
 /** How a lock wait is labelled in broker_starship_lock_wait_seconds. */
 const lockWaitLabels = { held: 'acquired', adopted: 'adopted', local: 'store_down', timeout: 'timeout', failing: undefined } as const;
 
@@ -178,14 +174,17 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
   let rejectedAccessToken: string | undefined;
   /** The access token of a set whose refresh token Starship refused: that session is revoked. */
   let refusedSession: string | undefined;
-  /** The login cooldown as last read: the store's copy (clamped) when it answers, ours otherwise. */
-  let cooldown: Cooldown | undefined;
-  let cooldownCheck: Promise<unknown> | undefined;
   let failures = 0;
   /** No refresh or login before this time: the backoff after a failure (a cooldown is kept apart). */
   let retryAt = 0;
   let lastFailure: AppError | undefined;
   let storeReachable = true;
+  const cooldown = createLoginCooldown({
+    store,
+    name: names.cooldown,
+    maxS: maxCooldownS,
+    onStoreError: (action, error) => storeFailed(action, error),
+  });
 
   store.onReconnect(() => {
     storeReachable = true;
@@ -218,14 +217,6 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
   }
 
   const writeStored = (set: TokenSet) => store.setSecret(names.session, JSON.stringify(set), set.refreshExpiresAt);
-
-  async function readStoredCooldown(): Promise<Cooldown | undefined> {
-    const stored = parseStored(cooldownSchema, await store.get(names.cooldown));
-    return stored !== undefined && clock() < stored.until ? stored : undefined;
-  }
-
-  const writeStoredCooldown = (next: Cooldown) =>
-    store.set(names.cooldown, JSON.stringify({ until: next.until, reason: next.reason }), next.until);
 
   /** Takes the stored set when it is newer than ours (another replica renewed); see rule 8. */
   async function adoptFromStore(): Promise<StoredSet> {
@@ -277,32 +268,6 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
       const found = await adoptFromStore();
       if ((found === 'absent' || found === 'older') && (await save(current))) logger.info('starship tokens written back to store');
     });
-  }
-
-  /** The cooldown in force, re-read from the store (rule 6). */
-  async function activeCooldown(now: number): Promise<Cooldown | undefined> {
-    try {
-      const shared = await readStoredCooldown();
-      const latest = now + maxCooldownS * 1000;
-      cooldown = shared === undefined ? undefined : { ...shared, until: Math.min(shared.until, latest) };
-      // One that would last longer (skewed or planted) is written back clamped, so its end is fixed
-      // once instead of moving on with every read, and Redis holds it no longer either.
-      if (shared !== undefined && shared.until > latest) await writeStoredCooldown({ ...shared, until: latest });
-    } catch (error) {
-      storeFailed('read cooldown', error);
-    }
-    return coolingAt(now);
-  }
-
-  const coolingAt = (now: number) => (cooldown !== undefined && cooldown.until > now ? cooldown : undefined);
-
-  async function startCooldown(next: Cooldown): Promise<void> {
-    cooldown = next;
-    try {
-      await writeStoredCooldown(next);
-    } catch (error) {
-      storeFailed('write cooldown', error);
-    }
   }
 
   // --- the lock ---------------------------------------------------------------------------------
@@ -358,7 +323,7 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
       if (clock() < retryAt) throw blockedError();
       // A cooldown holds off logins only; checked before the lock, so a caller during one costs a read.
       if (!refreshable(clock())) {
-        const active = await activeCooldown(clock());
+        const active = await cooldown.active(clock());
         if (active !== undefined) throw cooldownError(active);
       }
 
@@ -396,7 +361,7 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
   }
 
   async function login(): Promise<void> {
-    const active = await activeCooldown(clock());
+    const active = await cooldown.active(clock());
     if (active !== undefined) throw cooldownError(active);
 
     const result = await auth.login();
@@ -406,14 +371,14 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
       metrics.renewal('login', 'throttled');
       const waitS = clampCooldownS(failure.retryAfterS);
       const next: Cooldown = { until: clock() + waitS * 1000, reason: 'throttled' };
-      await startCooldown(next);
+      await cooldown.start(next);
       logger.warn({ retryAfterS: waitS }, 'starship login throttled; cooling down');
       throw cooldownError(next);
     }
     if (failure.kind === 'rejected') {
       metrics.renewal('login', 'rejected');
       const next: Cooldown = { until: clock() + defaultCooldownS * 1000, reason: 'credentials_rejected' };
-      await startCooldown(next);
+      await cooldown.start(next);
       logger.error(
         { upstreamStatus: failure.status, upstreamError: failure.error },
         'starship login rejected: check STARSHIP_USERNAME and STARSHIP_PASSWORD',
@@ -500,7 +465,7 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
     set !== undefined && set.accessToken === rejectedAccessToken && set.accessExpiresAt > now;
 
   /** A background renewal in the refresh window, unless a backoff or (for a login) a cooldown holds it off. */
-  const mayRenewInBackground = (now: number) => now >= retryAt && (refreshable(now) || coolingAt(now) === undefined);
+  const mayRenewInBackground = (now: number) => now >= retryAt && (refreshable(now) || cooldown.cached(now) === undefined);
 
   async function getAccessToken(): Promise<string> {
     const now = clock();
@@ -551,13 +516,6 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
     return current.accessToken !== accessToken;
   }
 
-  /** While a cooldown blocks the door, a probe also re-reads it, so one deleted from Redis shows. */
-  function recheckCooldown(): void {
-    cooldownCheck ??= activeCooldown(clock()).finally(() => {
-      cooldownCheck = undefined;
-    });
-  }
-
   return {
     getAccessToken,
 
@@ -586,16 +544,17 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
 
     snapshot() {
       const now = clock();
-      const cooling = coolingAt(now);
+      const cooling = cooldown.cached(now);
       const blockedByCooldown = cooling !== undefined && !refreshable(now);
       const blocked = !usable(current, now) && (now < retryAt || blockedByCooldown);
-      if (blocked && blockedByCooldown) recheckCooldown();
+      // While a cooldown blocks the door, a probe also re-reads it, so one deleted from Redis shows.
+      if (blocked && blockedByCooldown) cooldown.recheck(now);
       return { state: stateAt(now, cooling), accessExpiresAt: current?.accessExpiresAt, cooldownUntil: cooling?.until, blocked };
     },
 
     async status() {
       const now = clock();
-      const cooling = await activeCooldown(now);
+      const cooling = await cooldown.active(now);
       const set = current;
       return {
         state: stateAt(now, cooling),

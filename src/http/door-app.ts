@@ -1,26 +1,16 @@
 import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import { z } from 'zod';
-import { sessionStates } from '../credentials/starship-session.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
 import { methodNotAllowed, notFound, problemHandler } from './problem.js';
+import type { Readiness } from './readiness.js';
 import { requestObservation, type Door } from './request-logging.js';
 
 export const healthBody = z.object({
   status: z.literal('ok'),
   version: z.string().meta({ description: 'The broker build (package.json version)' }),
 });
-
-export const readinessBody = z.object({
-  /** ok and degraded answer 200 (the door serves); unavailable and shutting_down answer 503. */
-  status: z.enum(['ok', 'degraded', 'unavailable', 'shutting_down']),
-  checks: z.object({
-    redis: z.enum(['ok', 'down', 'disabled']),
-    starshipToken: z.enum(sessionStates),
-  }),
-});
-export type Readiness = z.output<typeof readinessBody>;
 
 export interface BaseAppOptions {
   door: Door;

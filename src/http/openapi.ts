@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { healthBody, readinessBody } from './door-app.js';
+import { healthBody } from './door-app.js';
+import { readinessBody } from './readiness.js';
 import { problemBody } from './problem.js';
 
 /**

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { SharedStore } from './stores/shared-store.js';
+import { parseStored, type SharedStore } from './stores/shared-store.js';
 import type { Cooldown } from './token-set.js';
 
 /**
@@ -45,7 +45,7 @@ export function createLoginCooldown({
 
   async function active(now: number): Promise<Cooldown | undefined> {
     try {
-      const shared = parse(await store.get(name));
+      const shared = parseStored(cooldownSchema, await store.get(name));
       const latest = now + maxS * 1000;
       cooldown = shared === undefined || shared.until <= now ? undefined : { ...shared, until: Math.min(shared.until, latest) };
       if (shared !== undefined && shared.until > latest) await write({ ...shared, until: latest });
@@ -72,14 +72,4 @@ export function createLoginCooldown({
       }
     },
   };
-}
-
-function parse(text: string | undefined): Cooldown | undefined {
-  if (text === undefined) return undefined;
-  try {
-    const parsed = cooldownSchema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
 }

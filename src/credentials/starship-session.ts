@@ -8,7 +8,7 @@ import type { CallHeaders, Credential } from './credential.js';
 import { createLoginCooldown } from './login-cooldown.js';
 import { createRenewalLock, type LockWait } from './renewal-lock.js';
 import { createSingleFlight } from './single-flight.js';
-import type { SharedStore } from './stores/shared-store.js';
+import { parseStored, type SharedStore } from './stores/shared-store.js';
 import { canRefresh, compareSets, obtainedRecently, refreshDueAt, unexpired, type Cooldown, type TokenSet } from './token-set.js';
 
 /*
@@ -576,17 +576,6 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
-
-/** A stored value as `schema` has it, or undefined for anything else (absent, corrupt, foreign). */
-function parseStored<T>(schema: z.ZodType<T>, text: string | undefined): T | undefined {
-  if (text === undefined) return undefined;
-  try {
-    const parsed = schema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * The session as a credential for the proxy engine: `Authorization: Bearer <access token>`, and a

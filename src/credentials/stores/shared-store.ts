@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+
 /**
  * Where credentials keep what replicas share: sessions, cooldowns and renewal locks, each under a
  * name (`starship:session`, `starship:lock`, …). Redis shares them between replicas; memory serves
@@ -35,3 +37,14 @@ export interface SharedStore {
 
 /** Anything stored that is larger is not something the broker wrote: it is ignored as corrupt. */
 export const maxStoredValueBytes = 64 * 1024;
+
+/** A stored value as `schema` has it, or undefined for anything else (absent, corrupt, foreign). */
+export function parseStored<T>(schema: z.ZodType<T>, text: string | undefined): T | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const parsed = schema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -44,7 +44,8 @@ export function installCleanup(): void {
   process.on('unhandledRejection', fatal);
 }
 
-function track(child: ChildProcess): ChildProcess {
+/** Every child is tracked, so that none outlives the bench. */
+export function track(child: ChildProcess): ChildProcess {
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;

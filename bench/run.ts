@@ -422,12 +422,14 @@ async function main(): Promise<void> {
     '',
     runsTable([...connectTargets, benjiAlone]),
     '',
-    `Broker RSS once started, before any load: ${brokers.map((b) => `${b.name} ${mib(idleRss.get(b.name) ?? 0)}`).join('; ')}.`,
+    `Max RSS of each target over its runs, warm-up included: ${allTargets.map((t) => `${t.name} ${mib(t.maxRssKiB)}`).join('; ')}. ` +
+      `Broker RSS once started, before any load: ${brokers.map((b) => `${b.name} ${mib(idleRss.get(b.name) ?? 0)}`).join('; ')}.`,
     '',
     `Total time (build excluded): ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`,
     '',
     'Reproduce: `npm run bench` (needs `wrk` and `redis-server` on PATH and free loopback ports; about 5 minutes with the build). ' +
-      'It exits 0 when a target is missed (the table says FAIL) and non-zero when the apparatus itself breaks. ' +
+      'It exits 0 when a target is missed (the table says FAIL) and non-zero when the apparatus itself breaks; ' +
+      'when the apparatus check is not met, this report is still written, saying so at its top, and the run exits 1. ' +
       `\`BENCH_ROUNDS=n\` changes the number of rounds (${rounds} by default here, at least 2).`,
     '',
   ].join('\n');

@@ -405,7 +405,7 @@ async function main(): Promise<void> {
       `Brokers: ${brokerConfigs.map((c) => `${c.name}: ${c.how}`).join('; ')}; LOG_LEVEL=info, a private redis-server for the shared state. ` +
       'Baselines (bench/baselines) are compiled to JavaScript and run by `node` with no flags (http-proxy-middleware keeps its default of a new upstream connection per request). ' +
       'Every target’s stdout is a pipe the bench reads and throws away, as a container runtime does (not /dev/null); stderr goes to the bench’s. ' +
-      'Fake Starship and Benji (src/sandbox) run in one process of their own, under tsx. wrk counts statuses ≥ 400 and socket errors as failures.',
+      'The fake Starship and Benji (the ones the tests use) run in one process of their own, under tsx. wrk counts statuses ≥ 400 and socket errors as failures.',
     `- What each target wrote to its stdout: ${allTargets.map(stdoutOf).join('; ')}.`,
     apparatusLine,
     ...capacityLines,

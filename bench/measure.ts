@@ -1,17 +1,27 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import * as os from 'node:os';
-import { autocannon, cpuSeconds, median, root, sampleRss, type Call, type LoadResult } from './support.js';
-import type { PrivateRedis } from './targets.js';
+import { cpuSeconds, median, root, sampleRss, type Call } from './support.js';
+import type { Output, PrivateRedis } from './targets.js';
+import { wrk, type WrkRun } from './wrk.js';
 
 /**
  * Load and measurement shared by the bench scripts: a warm-up per target, then rounds interleaved
- * (A, B, C, A, B, C, …) so that a noisy neighbour on this shared machine hits every target alike.
+ * (A, B, C, then B, C, A, …) so that a noisy neighbour on this shared machine hits every target alike.
  */
-export const CONNECTIONS = 32;
-export const RUN_S = 5;
+
+/**
+ * How every target is loaded. One wrk thread: the machine has 2 cores, shared by wrk, the fake
+ * upstreams and the target, and one thread drives several times what any target serves (the
+ * capacity check in bench/run.ts shows it in every report), while a second would only compete with
+ * the target for the cores. 32 connections, as in every earlier run: enough that a single-threaded
+ * target always has work queued. A request unanswered for 10 s counts as failed (wrk's default of
+ * 2 s would fail http-proxy-middleware's slowest answers rather than time them).
+ */
+export const LOAD = { threads: 1, connections: 32, timeoutS: 10 };
+export const RUN_S = 4;
 // The broker has more code on its hot path than the baselines; give the JIT time to settle.
-export const WARMUP_S = 6;
-export const ROUNDS = Math.max(2, Number(process.env.BENCH_ROUNDS ?? 3));
+export const WARMUP_S = 5;
+export const ROUNDS = Math.max(2, Number(process.env.BENCH_ROUNDS ?? 5));
 
 const startedAt = Date.now();
 export const elapsedS = () => (Date.now() - startedAt) / 1000;
@@ -20,19 +30,33 @@ export function log(message: string): void {
   console.log(`[${elapsedS().toFixed(1).padStart(5)} s] ${message}`);
 }
 
-/** One measured run: what autocannon saw, and the CPU the target spent per request meanwhile. */
-export interface Run extends LoadResult {
+/** One run: what wrk saw, and what the target (and the apparatus around it) spent meanwhile. */
+export interface Run extends WrkRun {
+  /** 1, 2, …; 0 for the warm-up. */
+  round: number;
   /** CPU time per request, all the target's threads (V8's GC helpers included), in µs. */
   cpuUs: number;
   /** The main thread's share: it runs every handler, so it is what saturates first. */
   mainUs: number;
+  /** The target's largest VmRSS during the run, KiB. */
+  rssKiB: number;
+  /** Lines and bytes the target wrote to its stdout per request (its log lines). */
+  linesPerRequest: number;
+  bytesPerRequest: number;
+  /** The fake upstreams' main thread: CPU seconds per second of the run. */
+  upstreamBusy: number;
+  /** Failed requests: statuses of 400 or more and socket errors, timeouts included. */
+  failed: number;
 }
 
 export interface Target {
   name: string;
   child: ChildProcess;
   call: Call;
+  output: Output;
+  /** Measured runs, in round order. */
   runs: Run[];
+  warmup?: Run;
   maxRssKiB: number;
   /** Only for the broker's proxy runs: Redis commands and requests during measured runs. */
   redis?: { commands: number; requests: number };
@@ -41,10 +65,16 @@ export interface Target {
   failed: number;
 }
 
-export function target(name: string, child: ChildProcess, call: Call, options: { baseline: boolean; countRedis?: boolean }): Target {
+export function target(
+  name: string,
+  service: { child: ChildProcess; output: Output },
+  call: Call,
+  options: { baseline: boolean; countRedis?: boolean },
+): Target {
   return {
     name,
-    child,
+    child: service.child,
+    output: service.output,
     call,
     runs: [],
     maxRssKiB: 0,
@@ -54,41 +84,62 @@ export function target(name: string, child: ChildProcess, call: Call, options: {
   };
 }
 
-async function runOnce(redis: PrivateRedis, ownCommandsPerSnapshot: number, t: Target, seconds: number, label: string) {
-  const measured = label !== 'warm-up';
+/** What every run reads besides its target: the Redis the brokers share, and the upstreams' process. */
+export interface Apparatus {
+  redis: PrivateRedis;
+  /** Commands that one `redis.commands()` snapshot adds by itself. */
+  ownCommands: number;
+  upstreams: ChildProcess;
+}
+
+export const failedOf = (r: WrkRun) =>
+  r.statusErrors + r.socketErrors.connect + r.socketErrors.read + r.socketErrors.write + r.socketErrors.timeout;
+
+async function runOnce(apparatus: Apparatus, t: Target, seconds: number, round: number): Promise<void> {
   const pid = t.child.pid ?? 0;
+  const upstreamPid = apparatus.upstreams.pid ?? 0;
   const rss = sampleRss(pid);
-  const before = measured && t.redis !== undefined ? await redis.commands() : 0;
+  const before = round > 0 && t.redis !== undefined ? await apparatus.redis.commands() : 0;
+  const output = { ...t.output };
   const cpuBefore = cpuSeconds(pid);
-  let result: LoadResult;
-  try {
-    result = await autocannon(t.call, CONNECTIONS, seconds);
-  } finally {
-    t.maxRssKiB = Math.max(t.maxRssKiB, rss.stop());
-  }
+  const upstreamBefore = cpuSeconds(upstreamPid);
+  // A failed run must not leave its sampler running; stop() can be called again for the figure.
+  const result = await wrk(t.call, { ...LOAD, seconds }).finally(() => rss.stop());
+  const rssKiB = rss.stop();
+  t.maxRssKiB = Math.max(t.maxRssKiB, rssKiB);
   const cpuAfter = cpuSeconds(pid);
-  if (measured && t.redis !== undefined) {
+  const upstreamAfter = cpuSeconds(upstreamPid);
+  const failed = failedOf(result) + (result.requests === 0 ? 1 : 0);
+  if (round > 0 && t.redis !== undefined) {
     // Our own INFO call between the two snapshots is counted too; take it off.
-    t.redis.commands += (await redis.commands()) - before - ownCommandsPerSnapshot;
-    t.redis.requests += result.total;
+    t.redis.commands += (await apparatus.redis.commands()) - before - apparatus.ownCommands;
+    t.redis.requests += result.requests;
   }
-  if (result.failed > 0 && t.baseline) {
+  if (failed > 0 && t.baseline) {
     throw new Error(
-      `baseline ${t.name} failed ${result.failed} requests (non2xx ${result.non2xx}, errors ${result.errors}, timeouts ${result.timeouts})`,
+      `baseline ${t.name} failed ${failed} of ${result.requests} requests (${JSON.stringify(result.socketErrors)}, ${result.statusErrors} statuses ≥ 400)`,
     );
   }
-  t.failed += result.failed;
-  const perRequestUs = (after: number, start: number) => ((after - start) * 1e6) / Math.max(1, result.total);
+  t.failed += failed;
+  const perRequestUs = (after: number, start: number) => ((after - start) * 1e6) / Math.max(1, result.requests);
   const run: Run = {
     ...result,
+    round,
     cpuUs: perRequestUs(cpuAfter.total, cpuBefore.total),
     mainUs: perRequestUs(cpuAfter.main, cpuBefore.main),
+    rssKiB,
+    linesPerRequest: (t.output.lines - output.lines) / Math.max(1, result.requests),
+    bytesPerRequest: (t.output.bytes - output.bytes) / Math.max(1, result.requests),
+    upstreamBusy: (upstreamAfter.main - upstreamBefore.main) / Math.max(0.001, (result.finish - result.start) / 1000),
+    failed,
   };
-  if (measured) t.runs.push(run);
-  const failed = result.failed > 0 ? `, ${result.failed} FAILED` : '';
+  if (round > 0) t.runs.push(run);
+  else t.warmup = run;
+  const label = round > 0 ? `round ${round}` : 'warm-up';
   log(
-    `${label.padEnd(8)} ${t.name.padEnd(22)} ${Math.round(result.rps).toString().padStart(6)} req/s  p99 ${result.p99Ms} ms  ` +
-      `${Math.round(run.cpuUs)} µs CPU/request${failed}`,
+    `${label.padEnd(8)} ${t.name.padEnd(26)} ${fmt(run.rps).padStart(6)} req/s  p50 ${ms(run.p50Ms)} p99 ${ms(run.p99Ms)}  ` +
+      `CPU ${fmt(run.cpuUs)} µs/request (main ${fmt(run.mainUs)})  RSS ${mib(rssKiB)}  ` +
+      `wrk ${percent(run.generatorBusy)}, upstreams ${percent(run.upstreamBusy)} of a core${failed > 0 ? `, ${failed} FAILED` : ''}`,
   );
 }
 
@@ -96,37 +147,84 @@ export interface Schedule {
   rounds: number;
   runS: number;
   warmupS: number;
-  /** Start each round one target further along, so no target always runs next to the same one. */
-  rotate?: boolean;
 }
 
-/** A warm-up per target, then interleaved rounds. */
-export async function measureGroup(
-  redis: PrivateRedis,
-  own: number,
-  targets: Target[],
-  { rounds, runS, warmupS, rotate = false }: Schedule = { rounds: ROUNDS, runS: RUN_S, warmupS: WARMUP_S },
-): Promise<void> {
-  for (const t of targets) await runOnce(redis, own, t, warmupS, 'warm-up');
-  for (let round = 1; round <= rounds; round++) {
+export const defaultSchedule: Schedule = { rounds: ROUNDS, runS: RUN_S, warmupS: WARMUP_S };
+
+/**
+ * A warm-up per target, then interleaved rounds, each round starting one target further along, so
+ * that no target always runs first, last or next to the same neighbour.
+ */
+export async function measureGroup(apparatus: Apparatus, targets: Target[], schedule: Schedule = defaultSchedule): Promise<void> {
+  for (const t of targets) await runOnce(apparatus, t, schedule.warmupS, 0);
+  for (let round = 1; round <= schedule.rounds; round++) {
     // Each target's runs stay in round order, so run i of any two targets is from the same round.
-    const start = rotate ? (round - 1) % targets.length : 0;
-    for (const t of [...targets.slice(start), ...targets.slice(0, start)]) await runOnce(redis, own, t, runS, `round ${round}`);
+    const start = (round - 1) % targets.length;
+    for (const t of [...targets.slice(start), ...targets.slice(0, start)]) await runOnce(apparatus, t, schedule.runS, round);
   }
 }
 
 export const medianOf = (t: Target, value: (run: Run) => number) => median(t.runs.map(value));
 
+/** A comparison of two targets: the ratio in each round, their median, and their range. */
+export interface Ratio {
+  perRound: number[];
+  median: number;
+  min: number;
+  max: number;
+}
+
 /**
  * The median of the per-round ratios: a round's two runs are neighbours in time and share the
  * machine's mood, while medians taken apart can pair a good minute with a bad one.
  */
-export const pairedRatio = (a: Target, b: Target, value: (run: Run) => number) =>
-  median(a.runs.map((run, i) => value(run) / value(b.runs[i] ?? run)));
+export function pairedRatio(a: Target, b: Target, value: (run: Run) => number): Ratio {
+  return ratioOf(a.runs.map((run, i) => value(run) / value(b.runs[i] ?? run)));
+}
+
+export const ratioOf = (perRound: number[]): Ratio => ({
+  perRound,
+  median: median(perRound),
+  min: Math.min(...perRound),
+  max: Math.max(...perRound),
+});
 
 export const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 export const times = (n: number) => `${n.toFixed(2)}×`;
+/** The headline and, beside it, how far single rounds strayed. */
+export const ratioText = (r: Ratio) => `${times(r.median)} (${r.min.toFixed(2)}–${times(r.max)})`;
 export const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
+export const ms = (n: number) => `${n < 10 ? n.toFixed(2) : n.toFixed(1)} ms`;
+export const percent = (share: number) => `${Math.round(share * 100)}%`;
+
+/** Every run of these targets, round by round, in the order they ran. */
+export function runsTable(targets: Target[]): string {
+  const rows = targets
+    .flatMap((t) => [...(t.warmup === undefined ? [] : [t.warmup]), ...t.runs].map((run) => ({ t, run })))
+    .sort((a, b) => a.run.start - b.run.start)
+    .map(
+      ({ t, run }) =>
+        `| ${run.round === 0 ? 'warm-up' : run.round} | ${t.name} | ${fmt(run.rps)} | ${ms(run.p50Ms)} | ${ms(run.p99Ms)} | ` +
+        `${fmt(run.cpuUs)} µs | ${fmt(run.mainUs)} µs | ${mib(run.rssKiB)} | ${run.linesPerRequest.toFixed(2)} | ` +
+        `${percent(run.generatorBusy)} | ${percent(run.upstreamBusy)} | ${run.failed} |`,
+    );
+  return [
+    '| round | target | req/s | p50 | p99 | CPU per request | main thread | max RSS | stdout lines per request | wrk CPU | upstreams CPU | failed |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+  ].join('\n');
+}
+
+/** Ratios round by round, with the median and range the headline quotes. */
+export function ratiosTable(ratios: { what: string; ratio: Ratio }[]): string {
+  const rounds = Math.max(0, ...ratios.map((r) => r.ratio.perRound.length));
+  const numbers = Array.from({ length: rounds }, (_, i) => String(i + 1));
+  return [
+    `| ratio | ${numbers.map((n) => `round ${n}`).join(' | ')} | median (range) |`,
+    `| --- | ${numbers.map(() => '---:').join(' | ')} | ---: |`,
+    ...ratios.map(({ what, ratio }) => `| ${what} | ${ratio.perRound.map(times).join(' | ')} | ${ratioText(ratio)} |`),
+  ].join('\n');
+}
 
 /** Where and when a report was measured, and of which code: its first lines. */
 export function machine(startedAt: number, loadAtStart: number): string[] {

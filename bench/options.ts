@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import {
-  CONNECTIONS,
   elapsedS,
   fmt,
   log,
@@ -10,12 +9,16 @@ import {
   medianOf,
   mib,
   pairedRatio,
+  ratioText,
+  runsTable,
+  LOAD,
   target,
-  times,
+  type Apparatus,
   type Run,
   type Target,
 } from './measure.js';
 import { fatal, installCleanup, statusOf, stopService, waitFor } from './support.js';
+import { requireWrk } from './wrk.js';
 import {
   connectCall,
   directBenjiEnv,
@@ -38,7 +41,7 @@ import {
  * runs and more rounds than bench/run.ts (five rounds left single options inside the noise), about
  * four minutes in all.
  */
-const schedule = { rounds: Math.max(2, Number(process.env.BENCH_ROUNDS ?? 10)), runS: 3, warmupS: 5, rotate: true };
+const schedule = { rounds: Math.max(2, Number(process.env.BENCH_ROUNDS ?? 10)), runS: 3, warmupS: 5 };
 
 interface Option {
   name: string;
@@ -82,7 +85,7 @@ const options: Option[] = [
   },
 ];
 
-/** Every run of every target, plus a minute for starting and stopping (autocannon adds ~0.3 s a run). */
+/** Every run of every target, plus a minute for starting and stopping (wrk adds ~0.1 s a run). */
 const BUDGET_MS = ((schedule.warmupS + schedule.rounds * schedule.runS) * 1.15 * (options.length + 1) + 60) * 1000;
 
 installCleanup();
@@ -91,13 +94,15 @@ const loadAtStart = os.loadavg()[0] ?? Number.NaN;
 const budget = setTimeout(() => fatal(`the time budget of ${BUDGET_MS / 1000} s was exceeded`), BUDGET_MS);
 
 async function main(): Promise<void> {
+  const wrkVersion = requireWrk();
   log(
     `${options.length} broker options against direct Benji: rounds ${schedule.rounds}, ${schedule.runS} s each, ${schedule.warmupS} s warm-up`,
   );
   const redis = await startRedis();
   const first = await redis.commands();
-  const own = (await redis.commands()) - first;
+  const ownCommands = (await redis.commands()) - first;
   const upstreams = await startUpstreams('upstreams', 900);
+  const apparatus: Apparatus = { redis, ownCommands, upstreams: upstreams.child };
   const jwt = await userJwt();
   const connect = (url: string) => connectCall(url, jwt);
 
@@ -111,19 +116,16 @@ async function main(): Promise<void> {
     await waitFor(`${broker.name} connect-token`, async () => (await statusOf(connect(broker.publicUrl))) === 200);
 
   const targets = brokers.map((broker, i) =>
-    target(options[i]?.name ?? broker.name, broker.child, connect(broker.publicUrl), { baseline: false }),
+    target(options[i]?.name ?? broker.name, broker, connect(broker.publicUrl), { baseline: false }),
   );
-  const baseline = target('direct Benji', direct.child, connect(direct.url), { baseline: true });
-  await measureGroup(redis, own, [...targets, baseline], schedule);
+  const baseline = target('direct Benji', direct, connect(direct.url), { baseline: true });
+  await measureGroup(apparatus, [...targets, baseline], schedule);
   await Promise.all([...brokers, direct, upstreams].map((p) => stopService(p.child)));
 
   const shipped = targets[0];
   if (shipped === undefined) throw new Error('no broker was measured');
   /** The median of the per-round ratios, and their range: how far one round can be trusted. */
-  const ratio = (t: Target, to: Target, value: (r: Run) => number) => {
-    const perRound = t.runs.map((run, i) => value(run) / value(to.runs[i] ?? run));
-    return `${times(pairedRatio(t, to, value))} (${times(Math.min(...perRound))}–${times(Math.max(...perRound))})`;
-  };
+  const ratio = (t: Target, to: Target, value: (r: Run) => number) => ratioText(pairedRatio(t, to, value));
   const failures = (t: Target) => (t.failed > 0 ? `, ${t.failed} failed requests` : '');
   const row = (t: Target, givesUp: string) =>
     `| ${t.name} | ${givesUp} | ${fmt(medianOf(t, (r) => r.rps))}${failures(t)} | ${ratio(t, baseline, (r) => r.rps)} | ` +
@@ -134,7 +136,7 @@ async function main(): Promise<void> {
     '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
     ...targets.map((t, i) => row(t, options[i]?.givesUp ?? '')),
     `| direct Benji (Express, no auth) | — | ${fmt(medianOf(baseline, (r) => r.rps))} | 1.00× | — | ${fmt(medianOf(baseline, (r) => r.mainUs))} µs | ` +
-      `${mib(baseline.maxRssKiB)} (under tsx: not comparable) |`,
+      `${mib(baseline.maxRssKiB)} |`,
   ].join('\n');
   const report = [
     '# What each option would buy on the public door',
@@ -142,13 +144,18 @@ async function main(): Promise<void> {
     'Written by `npm run bench:options` (bench/options.ts). Do not edit by hand.',
     '',
     ...machine(startedAt, loadAtStart),
-    `- Method: \`POST /v1/benji/connect-token\` as in bench/RESULTS.md (${CONNECTIONS} connections, one signed-in user, ` +
+    `- Method: \`POST /v1/benji/connect-token\` as in bench/RESULTS.md (${wrkVersion.replace(/ Copyright.*$/, '')}, ` +
+      `${LOAD.threads} thread, ${LOAD.connections} connections; one signed-in user, ` +
       `a rate limit that never refuses), ${schedule.warmupS} s warm-up per target, then ${schedule.rounds} rounds of ${schedule.runS} s, ` +
       'each round starting one target further along, so that no target always runs next to the same neighbour. ' +
       'Each broker differs from the shipped one by configuration only. Ratios are medians of per-round ratios (a round’s runs are at most 20 s apart). ' +
       'The target in issue 5 is ≥ 0.80× direct Benji.',
     '',
     table,
+    '',
+    'Every run, in the order it ran:',
+    '',
+    runsTable([...targets, baseline]),
     '',
     `Total time (build excluded): ${elapsedS().toFixed(0)} s.`,
     '',

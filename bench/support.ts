@@ -9,7 +9,6 @@ import { request } from 'undici';
 /** Process plumbing for bench/run.ts: every child tracked and killed, every wait bounded. */
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
-const autocannonCli = fileURLToPath(new URL('../node_modules/autocannon/autocannon.js', import.meta.url));
 
 const children = new Set<ChildProcess>();
 /** Children we stopped on purpose; any other exit of a service breaks the run. */
@@ -44,7 +43,8 @@ export function installCleanup(): void {
   process.on('unhandledRejection', fatal);
 }
 
-function track(child: ChildProcess): ChildProcess {
+/** Every child is tracked, so that none outlives the bench. */
+export function track(child: ChildProcess): ChildProcess {
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
@@ -106,62 +106,6 @@ export async function statusOf(call: Call): Promise<number> {
   });
   await reply.body.dump();
   return reply.statusCode;
-}
-
-export interface LoadResult {
-  /** Mean of the per-second samples of completed requests. */
-  rps: number;
-  p99Ms: number;
-  total: number;
-  failed: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-  start: number;
-  finish: number;
-}
-
-interface AutocannonJson {
-  requests: { average: number; total: number };
-  latency: { p99: number };
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-  start: string;
-  finish: string;
-}
-
-/** One autocannon run in its own process (the load generator must not share the target's CPU budget accounting). */
-export async function autocannon(call: Call, connections: number, seconds: number): Promise<LoadResult> {
-  const args = [autocannonCli, '-j', '-c', String(connections), '-d', String(seconds)];
-  if (call.method !== undefined) args.push('-m', call.method);
-  for (const [name, value] of Object.entries(call.headers ?? {})) args.push('-H', `${name}=${value}`);
-  if (call.body !== undefined) args.push('-b', call.body);
-  args.push(call.url);
-
-  const child = track(spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] }));
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = once(child, 'exit');
-  // autocannon stops on the first whole second past its duration; anything much later is stuck.
-  const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 15) * 1000);
-  const [code] = (await exited.finally(() => clearTimeout(timer))) as [number | null];
-  if (code !== 0) throw new Error(`autocannon on ${call.url} exited with ${code}: ${stderr.trim().slice(-400)}`);
-
-  const json = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as AutocannonJson;
-  return {
-    rps: json.requests.average,
-    p99Ms: json.latency.p99,
-    total: json.requests.total,
-    failed: json.non2xx + json.errors + json.timeouts,
-    non2xx: json.non2xx,
-    errors: json.errors,
-    timeouts: json.timeouts,
-    start: Date.parse(json.start),
-    finish: Date.parse(json.finish),
-  };
 }
 
 /** Resident memory of a process, from the kernel (KiB); undefined once it is gone. */

@@ -1,16 +1,19 @@
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
+import ts from 'typescript';
+import { request } from 'undici';
 import { freePort, root, startService, statusOf, waitFor, type Call } from './support.js';
 import type { UpstreamsReady, UpstreamsStats } from './upstreams.js';
 
 /**
  * What the bench scripts measure, started as processes of their own: the fake upstreams, a private
- * redis-server, brokers (`node dist/main.js`, as the image runs it) and the baselines. Every child
- * is tracked by support.ts and killed when the script ends, however it ends.
+ * redis-server, brokers (`node dist/main.js`, what `npm start` execs and the image runs) and the
+ * baselines (compiled to JavaScript and run by plain `node`, as the broker is). Every child is
+ * tracked by support.ts and killed when the script ends, however it ends.
  */
 export const PROXY_PATH = '/v1/starship/api/v1/products';
 export const CONNECT_PATH = '/v1/benji/connect-token';
@@ -103,9 +106,29 @@ export async function startRedis(): Promise<PrivateRedis> {
   return { child, url, commands, client };
 }
 
+/**
+ * What a target wrote to its stdout. Every target's stdout is a pipe that the bench reads and throws
+ * away, as a container runtime keeps reading a container's: the broker's log lines cost it what
+ * they cost in production (a pipe, not /dev/null, which the kernel answers without a reader).
+ */
+export interface Output {
+  bytes: number;
+  lines: number;
+}
+
+function drain(child: ChildProcess): Output {
+  const output: Output = { bytes: 0, lines: 0 };
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output.bytes += chunk.length;
+    for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) output.lines++;
+  });
+  return output;
+}
+
 export interface Broker {
   name: string;
   child: ChildProcess;
+  output: Output;
   publicUrl: string;
   internalUrl: string;
 }
@@ -151,18 +174,25 @@ export async function startBroker(name: string, upstreams: Upstreams, redisUrl: 
     },
     options.env,
   );
-  // The broker's own output goes to /dev/null (production logging is part of its cost), so a bad
-  // configuration would die silently: validate it first, where its complaint can be shown.
+  // The broker's log lines are read and thrown away (production logging is part of its cost), so a
+  // bad configuration would die silently: validate it first, where its complaint can be shown.
   await promisify(execFile)(process.execPath, ['dist/main.js', '--check-config'], { cwd: root, env, timeout: 15_000 }).catch(
-    (error: { stderr?: string; message: string }) => {
-      throw new Error(`${name}: configuration refused: ${error.stderr ?? error.message}`);
+    (error: { stdout?: string; stderr?: string; message: string }) => {
+      throw new Error(`${name}: configuration refused: ${error.stderr || error.stdout || error.message}`);
     },
   );
+  // `npm start` execs exactly this; started directly, no npm process sits between the bench and its pid.
   const child = startService(name, process.execPath, ['dist/main.js'], {
     env,
-    stdio: 'ignore',
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const broker: Broker = { name, child, publicUrl: `http://127.0.0.1:${port}`, internalUrl: `http://127.0.0.1:${internalPort}` };
+  const broker: Broker = {
+    name,
+    child,
+    output: drain(child),
+    publicUrl: `http://127.0.0.1:${port}`,
+    internalUrl: `http://127.0.0.1:${internalPort}`,
+  };
   await waitFor(`${name} /healthz`, async () => {
     const statuses = await Promise.all([
       statusOf({ url: `${broker.publicUrl}/healthz` }),
@@ -190,15 +220,51 @@ export function imageNodeOptions(): string {
   return match?.[1]?.trim() ?? '';
 }
 
-export async function startBaseline(name: string, file: string, env: Record<string, string>, ready: (url: string) => Call) {
+/**
+ * The baselines compiled to JavaScript (types erased, nothing bundled), so that they run under plain
+ * `node` with no flags, like the broker: under tsx a loader thread and its caches would count in
+ * their CPU and memory. Written next to the packages they import, so that those resolve.
+ */
+const baselinesDir = `${root}node_modules/.cache/token-broker-bench/baselines`;
+let compiled = false;
+
+function compileBaselines(): void {
+  if (compiled) return;
+  mkdirSync(baselinesDir, { recursive: true });
+  // node_modules/package.json does not exist, so without this one Node would take the files for CommonJS.
+  writeFileSync(`${baselinesDir}/../package.json`, '{ "type": "module", "private": true }\n');
+  const source = `${root}bench/baselines`;
+  for (const file of readdirSync(source).filter((name) => name.endsWith('.ts'))) {
+    const { outputText } = ts.transpileModule(readFileSync(`${source}/${file}`, 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2023, verbatimModuleSyntax: true },
+      fileName: file,
+    });
+    writeFileSync(`${baselinesDir}/${file.replace(/\.ts$/, '.js')}`, outputText);
+  }
+  compiled = true;
+}
+
+export interface Baseline {
+  child: ChildProcess;
+  output: Output;
+  url: string;
+}
+
+export async function startBaseline(
+  name: string,
+  file: string,
+  env: Record<string, string>,
+  ready: (url: string) => Call,
+): Promise<Baseline> {
+  compileBaselines();
   const port = await freePort();
-  const child = startService(name, process.execPath, ['--import', 'tsx', `bench/baselines/${file}`], {
+  const child = startService(name, process.execPath, [`${baselinesDir}/${file.replace(/\.ts$/, '.js')}`], {
     env: { ...baseEnv, ...env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(name, async () => (await statusOf(ready(url))) === 200);
-  return { child, url };
+  const baseline = { child, output: drain(child), url: `http://127.0.0.1:${port}` };
+  await waitFor(name, async () => (await statusOf(ready(baseline.url))) === 200);
+  return baseline;
 }
 
 /** A signed-in user's token for the public door (one user: the verified-token cache holds it). */
@@ -225,3 +291,28 @@ export const directBenjiEnv = (upstreams: Upstreams) => ({
   BENJI_API_KEY: secrets.benjiApiKey,
   BENJI_PARTNERSHIP_ID: '49',
 });
+
+/**
+ * The calls the targets make to the fake upstreams, made directly: what wrk and the fakes reach
+ * with no target between them, the ceiling of every measurement (bench/run.ts checks it).
+ */
+export async function upstreamCalls(upstreams: Upstreams): Promise<{ starship: Call; benji: Call }> {
+  const login = await request(`${upstreams.starshipUrl}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: secrets.starshipUsername, password: secrets.starshipPassword }),
+  });
+  const body = (await login.body.json()) as { access_token?: unknown };
+  if (login.statusCode !== 200 || typeof body.access_token !== 'string') throw new Error(`fake Starship login failed: ${login.statusCode}`);
+  return {
+    // What the proxy forwards PROXY_PATH to.
+    starship: { url: `${upstreams.starshipUrl}/api/v1/products`, headers: { authorization: `Bearer ${body.access_token}` } },
+    // What the broker and the direct-Benji baseline send for {"mode":"connect"}.
+    benji: {
+      url: `${upstreams.benjiUrl}/auth/connect`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': secrets.benjiApiKey },
+      body: JSON.stringify({ partnership_id: '49', mode: 1 }),
+    },
+  };
+}

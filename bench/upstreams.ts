@@ -47,11 +47,14 @@ const starship = await startFakeStarship({
 });
 const benji = await startFakeBenji({ apiKey: env('BENCH_BENJI_API_KEY'), host: '127.0.0.1' });
 
-// The fakes keep every request they receive for tests to inspect; under load that grows by
-// thousands of objects a second, so forget them (tests clear these arrays the same way).
+// The fakes keep every request they receive, every token they issue and every call cut short, for
+// tests to inspect; under load that grows by thousands of objects a second (and the fakes slow down
+// as their heap grows), so forget them (tests clear these arrays the same way).
 setInterval(() => {
   starship.requests.length = 0;
+  starship.abandoned.length = 0;
   benji.requests.length = 0;
+  benji.issuedTokens.length = 0;
 }, 500);
 
 // The fake counts logins and refreshes but does not time them; a 10 ms poll is precise enough

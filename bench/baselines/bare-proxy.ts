@@ -20,7 +20,7 @@ app.get(`${prefix}/{*path}`, async (req, res) => {
   for (const [name, value] of Object.entries(upstream.headers)) {
     if (value !== undefined && !hopByHop.has(name)) res.setHeader(name, value);
   }
-  // A caller that hangs up mid-answer (autocannon does, at the end of every run) fails the pipeline,
+  // A caller that hangs up mid-answer (the load generator does, at the end of every run) fails the pipeline,
   // which has already closed both ends: nothing left to do, and nothing worth a stack trace.
   await pipeline(upstream.body, res).catch(() => undefined);
 });

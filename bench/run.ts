@@ -38,6 +38,7 @@ import {
   startBroker,
   startRedis,
   startUpstreams,
+  buildAt,
   upstreamCalls,
   userJwt,
   type Broker,
@@ -69,6 +70,8 @@ interface BrokerConfig {
   /** How it is started, for the report. */
   how: string;
   env: Record<string, string | undefined>;
+  /** The built entry point, when not this checkout's dist/main.js. */
+  entry?: string;
 }
 const npmStart: BrokerConfig = {
   name: 'broker, npm start',
@@ -80,8 +83,23 @@ const imageSettings: BrokerConfig = {
   how: `the same with the Dockerfile's \`NODE_OPTIONS=${imageNodeOptions()}\``,
   env: {},
 };
-const proxyBrokers = [npmStart, imageSettings];
-const connectBrokers = [npmStart, imageSettings];
+/**
+ * `BENCH_BASE_REF=<commit>`: the broker built from that commit, with the image's settings, measured
+ * in the same rounds, so that a change is judged against the code before it side by side.
+ */
+const baseRef = process.env.BENCH_BASE_REF;
+const base = baseRef === undefined || baseRef === '' ? undefined : await buildAt(baseRef);
+const atBase: BrokerConfig | undefined =
+  base === undefined
+    ? undefined
+    : {
+        name: `broker at ${base.commit}, image settings`,
+        how: `commit ${base.commit} built the same way, with the image's settings`,
+        env: {},
+        entry: base.entry,
+      };
+const proxyBrokers = [npmStart, imageSettings, ...(atBase === undefined ? [] : [atBase])];
+const connectBrokers = [npmStart, imageSettings, ...(atBase === undefined ? [] : [atBase])];
 const brokerConfigs = [...new Set([...proxyBrokers, ...connectBrokers])];
 
 const runSeconds = (targets: number) => targets * (defaultSchedule.warmupS + defaultSchedule.rounds * defaultSchedule.runS);
@@ -210,7 +228,7 @@ async function main(): Promise<void> {
   // What two back-to-back snapshots count by themselves (the first INFO), measured before any broker runs.
   const first = await redis.commands();
   const ownCommands = (await redis.commands()) - first;
-  const upstreams = await startUpstreams('upstreams', 900);
+  const upstreams = await startUpstreams('upstreams', 900, 'lean');
   const apparatus: Apparatus = { redis, ownCommands, upstreams: upstreams.child };
 
   const jwt = await userJwt();
@@ -224,7 +242,12 @@ async function main(): Promise<void> {
   const [brokers, bare, hpm, direct] = await Promise.all([
     Promise.all(
       brokerConfigs.map((config, i) =>
-        startBroker(config.name, upstreams, redis.url, { keyPrefix: `bench-${i + 1}:`, refreshBeforeS: 300, env: config.env }),
+        startBroker(config.name, upstreams, redis.url, {
+          keyPrefix: `bench-${i + 1}:`,
+          refreshBeforeS: 300,
+          env: config.env,
+          ...(config.entry !== undefined && { entry: config.entry }),
+        }),
       ),
     ),
     startBaseline('bare pass-through', 'bare-proxy.ts', starshipEnv, proxyCall),
@@ -243,8 +266,8 @@ async function main(): Promise<void> {
   // process is the upstreams', so its CPU per request is what one upstream call costs the fake.
   const calls = await upstreamCalls(upstreams);
   const upstreamsOnly = { child: upstreams.child, output: { bytes: 0, lines: 0 } };
-  const starshipAlone = target('fake Starship alone', upstreamsOnly, calls.starship, { baseline: true });
-  const benjiAlone = target('fake Benji alone', upstreamsOnly, calls.benji, { baseline: true });
+  const starshipAlone = target('upstream Starship alone', upstreamsOnly, calls.starship, { baseline: true });
+  const benjiAlone = target('upstream Benji alone', upstreamsOnly, calls.benji, { baseline: true });
 
   const brokerProxies = proxyBrokers.map((config) =>
     target(`${config.name}, proxy`, started(config), proxyCall(started(config).internalUrl), { baseline: false, countRedis: true }),
@@ -309,6 +332,20 @@ async function main(): Promise<void> {
   }
   for (const t of brokerConnects) {
     add(compared(`${t.name} \`POST ${CONNECT_PATH}\`, req/s`, t, directConnect, rps, count, { text: '≥ 0.8×', met: (x) => x >= 0.8 }));
+  }
+  // Against the code before a change: CPU per request is the steadier figure, req/s beside it.
+  if (atBase !== undefined) {
+    const noRegression = { text: '≤ 1.05× (no regression)', met: (x: number) => x <= 1.05 };
+    const faster = { text: '≥ 0.95× (no regression)', met: (x: number) => x >= 0.95 };
+    const pairs = [
+      [brokerProxies[proxyBrokers.indexOf(imageSettings)], brokerProxies[proxyBrokers.indexOf(atBase)]],
+      [brokerConnects[connectBrokers.indexOf(imageSettings)], brokerConnects[connectBrokers.indexOf(atBase)]],
+    ] as const;
+    for (const [now, before] of pairs) {
+      if (now === undefined || before === undefined) continue;
+      add(compared(`${now.name}, CPU per request (all threads)`, now, before, (r) => r.cpuUs, micro, noRegression));
+      add(compared(`${now.name}, req/s`, now, before, rps, count, faster));
+    }
   }
   // CPU ratios have no target of their own here but are steadier than req/s: per round, in the data.
   const cpuRatios = [
@@ -405,7 +442,7 @@ async function main(): Promise<void> {
       `Brokers: ${brokerConfigs.map((c) => `${c.name}: ${c.how}`).join('; ')}; LOG_LEVEL=info, a private redis-server for the shared state. ` +
       'Baselines (bench/baselines) are compiled to JavaScript and run by `node` with no flags (http-proxy-middleware keeps its default of a new upstream connection per request). ' +
       'Every target’s stdout is a pipe the bench reads and throws away, as a container runtime does (not /dev/null); stderr goes to the bench’s. ' +
-      'The fake Starship and Benji (the ones the tests use) run in one process of their own, under tsx. wrk counts statuses ≥ 400 and socket errors as failures.',
+      'The upstreams of the throughput runs are bench/lean-upstreams.ts: a Starship login and `GET /api/v1/products`, Benji’s connect, on Node’s own HTTP server, in one process of their own under tsx (the sandbox fakes the tests use record every request and cost a few times more per call; they serve the refresh storm). wrk counts statuses ≥ 400 and socket errors as failures.',
     `- What each target wrote to its stdout: ${allTargets.map(stdoutOf).join('; ')}.`,
     apparatusLine,
     ...capacityLines,

@@ -1,6 +1,6 @@
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
@@ -55,8 +55,13 @@ function message<T>(child: ChildProcess, type: string, timeoutMs: number): Promi
   });
 }
 
-export async function startUpstreams(name: string, accessTtlS: number): Promise<Upstreams> {
-  const child = startService(name, process.execPath, ['--import', 'tsx', 'bench/upstreams.ts'], {
+/**
+ * The fake upstreams in a process of their own: `lean` (bench/lean-upstreams.ts) for the throughput
+ * runs, the sandbox fakes (bench/upstreams.ts) for the refresh storm, which counts what they see.
+ */
+export async function startUpstreams(name: string, accessTtlS: number, kind: 'lean' | 'sandbox' = 'sandbox'): Promise<Upstreams> {
+  const script = kind === 'lean' ? 'bench/lean-upstreams.ts' : 'bench/upstreams.ts';
+  const child = startService(name, process.execPath, ['--import', 'tsx', script], {
     env: {
       ...baseEnv,
       BENCH_STARSHIP_USERNAME: secrets.starshipUsername,
@@ -143,6 +148,26 @@ export interface BrokerOptions {
    * replaces the variable, `undefined` removes it. NODE_OPTIONS here replaces the image's.
    */
   env?: Record<string, string | undefined>;
+  /** The built entry point to run; dist/main.js of this checkout when absent (see buildAt). */
+  entry?: string;
+}
+
+/**
+ * The broker as built from another commit (`BENCH_BASE_REF`), for side-by-side comparison: its
+ * src/ is exported with `git archive` and compiled with this checkout's TypeScript into
+ * node_modules/.bench-base/<commit>/, where it finds this checkout's dependencies. Built once per commit.
+ */
+export async function buildAt(ref: string): Promise<{ commit: string; entry: string }> {
+  const run = promisify(execFile);
+  const commit = (await run('git', ['rev-parse', '--short', `${ref}^{commit}`], { cwd: root })).stdout.trim();
+  const dir = `${root}/node_modules/.bench-base/${commit}`;
+  const entry = `${dir}/dist/main.js`;
+  if (!existsSync(entry)) {
+    mkdirSync(dir, { recursive: true });
+    await run('bash', ['-c', `git archive ${commit} src tsconfig.json tsconfig.build.json | tar -x -C '${dir}'`], { cwd: root });
+    await run(process.execPath, [`${root}/node_modules/typescript/bin/tsc`, '-p', `${dir}/tsconfig.build.json`], { cwd: dir });
+  }
+  return { commit, entry };
 }
 
 export async function startBroker(name: string, upstreams: Upstreams, redisUrl: string, options: BrokerOptions): Promise<Broker> {
@@ -176,13 +201,14 @@ export async function startBroker(name: string, upstreams: Upstreams, redisUrl: 
   );
   // The broker's log lines are read and thrown away (production logging is part of its cost), so a
   // bad configuration would die silently: validate it first, where its complaint can be shown.
-  await promisify(execFile)(process.execPath, ['dist/main.js', '--check-config'], { cwd: root, env, timeout: 15_000 }).catch(
+  const entry = options.entry ?? 'dist/main.js';
+  await promisify(execFile)(process.execPath, [entry, '--check-config'], { cwd: root, env, timeout: 15_000 }).catch(
     (error: { stdout?: string; stderr?: string; message: string }) => {
       throw new Error(`${name}: configuration refused: ${error.stderr || error.stdout || error.message}`);
     },
   );
   // `npm start` execs exactly this; started directly, no npm process sits between the bench and its pid.
-  const child = startService(name, process.execPath, ['dist/main.js'], {
+  const child = startService(name, process.execPath, [entry], {
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
   });

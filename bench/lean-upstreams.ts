@@ -1,0 +1,104 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { FAKE_STARSHIP_PRODUCTS } from '../sandbox/fake-starship.js';
+import type { UpstreamsReady, UpstreamsStats } from './upstreams.js';
+
+/**
+ * The upstreams of the throughput runs: just what those runs call (a Starship login and
+ * `GET /api/v1/products`, Benji's `POST /auth/connect`), as lean as Node's own HTTP server lets
+ * them be, so that the upstream is never what bounds a target. The sandbox fakes record every
+ * request and model every fault, which costs them a few times more per call than a target spends;
+ * they stay the upstreams of the refresh storm, which counts logins and refreshes, not req/s.
+ *
+ * Starship accepts a Bearer token it issued. Same IPC protocol as bench/upstreams.ts.
+ */
+function env(name: string): string {
+  const value = process.env[name];
+  if (value === undefined || value === '') throw new Error(`bench/lean-upstreams.ts needs ${name}`);
+  return value;
+}
+
+const send = process.send?.bind(process);
+if (send === undefined) throw new Error('bench/lean-upstreams.ts is started by the bench, with an IPC channel');
+
+const login = { username: env('BENCH_STARSHIP_USERNAME'), password: env('BENCH_STARSHIP_PASSWORD') };
+const benjiKey = env('BENCH_BENJI_API_KEY');
+const accessTtlMs = Number(env('BENCH_ACCESS_TTL_S')) * 1000;
+
+const issued = new Set<string>();
+const stats = { logins: 0, loginFailures: 0, refreshes: 0, refreshFailures: 0, refreshReuses: 0, apiCalls: 0, logouts: 0 };
+const products = Buffer.from(JSON.stringify(FAKE_STARSHIP_PRODUCTS));
+const unauthorized = Buffer.from(JSON.stringify({ error: 'Unauthorized', message: 'Invalid or expired token' }));
+
+function reply(res: ServerResponse, status: number, body: Buffer): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
+  res.end(body);
+}
+
+function body(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+const starship = createServer(async (req, res) => {
+  const bytes = await body(req);
+  const url = req.url ?? '/';
+  if (req.method === 'GET' && url === '/api/v1/products') {
+    stats.apiCalls++;
+    const allowed = issued.has((req.headers.authorization ?? '').slice('Bearer '.length));
+    return reply(res, allowed ? 200 : 401, allowed ? products : unauthorized);
+  }
+  if (req.method === 'POST' && url === '/auth/login') {
+    const sent = JSON.parse(bytes.toString('utf8')) as { username?: string; password?: string };
+    if (sent.username !== login.username || sent.password !== login.password) {
+      stats.loginFailures++;
+      return reply(res, 401, unauthorized);
+    }
+    stats.logins++;
+    const token = `at_${randomBytes(24).toString('hex')}`;
+    issued.add(token);
+    const now = Date.now();
+    return reply(
+      res,
+      200,
+      Buffer.from(
+        JSON.stringify({
+          access_token: token,
+          refresh_token: `rt_${randomBytes(24).toString('hex')}`,
+          access_expires_at: new Date(now + accessTtlMs).toISOString(),
+          refresh_expires_at: new Date(now + 3_600_000).toISOString(),
+          client_id: 123456,
+        }),
+      ),
+    );
+  }
+  reply(res, 404, Buffer.from('{"error":"not_found"}'));
+});
+
+const benji = createServer(async (req, res) => {
+  await body(req);
+  if (req.method !== 'POST' || req.url !== '/auth/connect') return reply(res, 404, Buffer.from('{"error":"not_found"}'));
+  if (req.headers['x-api-key'] !== benjiKey) return reply(res, 401, Buffer.from('{"error":"unauthorized_partner"}'));
+  reply(
+    res,
+    200,
+    Buffer.from(JSON.stringify({ code: 'ok', data: { token: randomUUID(), connect_url: 'https://connect.example/hosted' } })),
+  );
+});
+
+const listen = (server: typeof starship) =>
+  new Promise<string>((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+  );
+const [starshipUrl, benjiUrl] = await Promise.all([listen(starship), listen(benji)]);
+
+process.on('message', (message: { type?: string }) => {
+  if (message.type === 'stats') send({ type: 'stats', stats: { ...stats }, events: [] } satisfies UpstreamsStats);
+});
+process.on('disconnect', () => process.exit(0));
+send({ type: 'ready', starshipUrl, benjiUrl } satisfies UpstreamsReady);

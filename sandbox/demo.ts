@@ -20,12 +20,25 @@ const demoKey = 'demo-internal-key';
 const sandboxHost = process.env.SANDBOX_HOST ?? '127.0.0.1';
 const benjiKey = `sandbox-benji-${randomBytes(8).toString('hex')}`;
 const starshipLogin = { username: 'sandbox-api-user', password: `sandbox-${randomBytes(8).toString('hex')}` };
+// STARSHIP_AUTH=api-key runs Starship's API-key scheme instead, with signing on.
+const apiKeyMode = process.env.STARSHIP_AUTH === 'api-key';
+const starshipApiKey = {
+  key: `sk_test_sandbox-${randomBytes(8).toString('hex')}`,
+  secret: `sandbox-secret-${randomBytes(8).toString('hex')}`,
+  signingSecret: `sandbox-signing-${randomBytes(8).toString('hex')}`,
+};
 
 const benji = await startFakeBenji({ apiKey: benjiKey, host: sandboxHost, port: Number(process.env.SANDBOX_BENJI_PORT ?? '0') });
 // The hosted-connect page is opened by a browser, maybe outside the container the fake runs in: its
 // URL is the one published for it, when one is set.
 benji.setConnectUrl(`${(process.env.SANDBOX_BENJI_PUBLIC_URL ?? reachable(benji.url)).replace(/\/+$/, '')}/hosted/connect`);
-const starship = await startFakeStarship({ ...starshipLogin, host: sandboxHost, accessTtlS: 120, refreshTtlS: 3600 });
+const starship = await startFakeStarship({
+  ...starshipLogin,
+  host: sandboxHost,
+  accessTtlS: 120,
+  refreshTtlS: 3600,
+  ...(apiKeyMode && { apiKey: starshipApiKey }),
+});
 
 const loaded = loadConfig(
   {
@@ -40,10 +53,19 @@ const loaded = loadConfig(
     FRONTEND_AUTH: 'none',
     CORS_ORIGINS: process.env.CORS_ORIGINS,
     STARSHIP_BASE_URL: reachable(starship.url),
-    STARSHIP_USERNAME: starshipLogin.username,
-    STARSHIP_PASSWORD: starshipLogin.password,
-    // Two-minute tokens, renewed a minute early: a refresh shows in the log every minute.
-    STARSHIP_REFRESH_BEFORE_S: '60',
+    ...(apiKeyMode
+      ? {
+          STARSHIP_AUTH: 'api-key',
+          STARSHIP_API_KEY: starshipApiKey.key,
+          STARSHIP_API_SECRET: starshipApiKey.secret,
+          STARSHIP_SIGNING_SECRET: starshipApiKey.signingSecret,
+        }
+      : {
+          STARSHIP_USERNAME: starshipLogin.username,
+          STARSHIP_PASSWORD: starshipLogin.password,
+          // Two-minute tokens, renewed a minute early: a refresh shows in the log every minute.
+          STARSHIP_REFRESH_BEFORE_S: '60',
+        }),
     INTERNAL_API_KEYS: `demo:${demoKey}`,
     INTERNAL_ADMIN_CALLERS: 'demo',
     REDIS_URL: process.env.REDIS_URL,
@@ -72,15 +94,15 @@ const publicUrl = `http://localhost:${running.publicPort}`;
 const internalUrl = `http://localhost:${running.internalPort}`;
 console.log(`
 Token broker demo — sandbox Benji at ${benji.url}, sandbox Starship at ${starship.url}
-Tokens: ${loaded.config.redis === undefined ? 'in memory' : 'in Redis'}. Press Ctrl-C to stop.
+Starship: ${apiKeyMode ? 'API key and secret, every call HMAC-signed' : 'a session (login, refresh)'}; tokens ${loaded.config.redis === undefined ? 'in memory' : 'in Redis'}. Press Ctrl-C to stop.
 
   # A Benji connect token, as a signed-in frontend gets it (auth is off in the demo):
   curl -s -X POST ${publicUrl}/v1/benji/connect-token -H 'Content-Type: application/json' -d '{"mode":"transfer","amount":1000}'
 
-  # A Starship call through the internal door, with the broker's managed token:
+  # A Starship call through the internal door, with the broker's ${apiKeyMode ? 'signed API key' : 'managed token'}:
   curl -s ${internalUrl}/v1/starship/api/v1/products -H 'Authorization: Bearer ${demoKey}'
 
-  # The Starship session (tokens last 2 minutes; a call in their last minute refreshes them), readiness, metrics:
+  # ${apiKeyMode ? 'The Starship session (none with an API key: "static")' : 'The Starship session (tokens last 2 minutes; a call in their last minute refreshes them)'}, readiness, metrics:
   curl -s ${internalUrl}/v1/admin/starship/session -H 'Authorization: Bearer ${demoKey}'
   curl -s ${internalUrl}/readyz
   curl -s ${internalUrl}/metrics

@@ -1,15 +1,16 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readBody, send, sendOversized } from './http-kit.js';
+import { readBytes, send, sendOversized } from './http-kit.js';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 /**
  * A stand-in for Starship Rewards, over real HTTP, faithful to the documented contract
  * (docs/upstreams.md): `POST /auth/login|refresh|logout` with rotating refresh tokens,
- * `GET /status`, and a few Bearer-protected `/api/v1/` routes (an echo that also sends the
- * pagination and hop-by-hop headers a proxy must handle, products, orders, a large streamed body).
+ * `GET /status`, and a few protected `/api/v1/` routes (an echo that also sends the pagination and
+ * hop-by-hop headers a proxy must handle, products, orders, a large streamed body), protected by
+ * Bearer tokens or, when `apiKey` is set, by the API-key scheme with optional HMAC signing.
  * Tests and the demo both run it; tests can drive its clock, script faults per endpoint, revoke or
  * expire tokens, and read counters and every request it received.
  */
@@ -24,9 +25,17 @@ export interface FakeStarshipOptions {
   clock?: () => number;
   /** When a refresh token is used, also revoke the access token issued with it. Default false. */
   revokeAccessOnRefresh?: boolean;
+  /**
+   * The account uses Starship's API-key scheme: `/api/v1/*` takes `X-API-Key` + `X-API-Secret`
+   * (and, with `signingSecret`, a valid `X-Signature` at most 5 minutes old) and no Bearer token.
+   */
+  apiKey?: { key: string; secret: string; signingSecret?: string };
   port?: number;
   host?: string;
 }
+
+/** How far a signature's timestamp may be from the fake's clock, either way (Starship's 5 minutes). */
+export const SIGNATURE_WINDOW_S = 300;
 
 /** Which endpoint a queued fault applies to; `api` is any request under `/api/v1`. */
 export type FaultTarget = 'login' | 'refresh' | 'logout' | 'api';
@@ -118,6 +127,7 @@ const PAGINATION_HEADERS: Record<string, string> = {
 };
 
 const INVALID_TOKEN = { error: 'Unauthorized', message: 'Invalid or expired token' } as const;
+const unauthorizedAccess = (message: string) => ({ error: { name: 'UnauthorizedError', code: 'E_UNAUTHORIZED_ACCESS', message } });
 const INVALID_REFRESH = { error: 'unauthorized', message: 'Invalid refresh token' } as const;
 const NOT_FOUND = { error: { name: 'NotFound', code: 404, message: 'Not found' } } as const;
 
@@ -197,7 +207,8 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const text = await readBody(req);
+    const bytes = await readBytes(req);
+    const text = bytes.toString('utf8');
     const rawUrl = req.url ?? '/';
     const queryAt = rawUrl.indexOf('?');
     const path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt);
@@ -296,7 +307,10 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
     }
 
     if (target !== 'api') return send(res, 404, NOT_FOUND, echoId);
-    if (validAccessToken(req) === undefined) return send(res, 401, INVALID_TOKEN, echoId);
+    if (options.apiKey !== undefined) {
+      const refusal = apiKeyRefusal(req, options.apiKey, { method, path, query, body: bytes }, clock());
+      if (refusal !== undefined) return send(res, 401, unauthorizedAccess(refusal), echoId);
+    } else if (validAccessToken(req) === undefined) return send(res, 401, INVALID_TOKEN, echoId);
 
     if (path === '/api/v1/echo' || path.startsWith('/api/v1/echo/')) {
       return send(
@@ -370,6 +384,47 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * Why a call under the API-key scheme is refused, or undefined when it is let through. The
+ * signature is checked from the request as received (raw path, raw query, body bytes), written
+ * apart from the broker's signer so that the two can disagree.
+ */
+function apiKeyRefusal(
+  req: IncomingMessage,
+  credential: NonNullable<FakeStarshipOptions['apiKey']>,
+  received: { method: string; path: string; query: string; body: Buffer },
+  nowMs: number,
+): string | undefined {
+  if (req.headers['x-api-key'] !== credential.key || req.headers['x-api-secret'] !== credential.secret) return 'Invalid API key or secret';
+  if (credential.signingSecret === undefined) return undefined;
+  const header = req.headers['x-signature'];
+  const match = typeof header === 'string' ? /^t=(\d{1,12}),v1=([0-9a-f]{64})$/.exec(header) : null;
+  if (match === null) return 'Missing or malformed signature';
+  const [, t = '', v1 = ''] = match;
+  if (Math.abs(Math.floor(nowMs / 1000) - Number(t)) > SIGNATURE_WINDOW_S) return 'Signature timestamp outside the allowed window';
+  const canonical = `${received.method}\n${received.path}\n${canonicalQuery(received.query)}\n${createHash('sha256').update(received.body).digest('hex')}\n${t}`;
+  const expected = createHmac('sha256', credential.signingSecret).update(canonical).digest();
+  return timingSafeEqual(expected, Buffer.from(v1, 'hex')) ? undefined : 'Invalid signature';
+}
+
+/** The query's pairs as received, by name then value. */
+function canonicalQuery(query: string): string {
+  const split = (pair: string): [string, string] => {
+    const at = pair.indexOf('=');
+    return at === -1 ? [pair, ''] : [pair.slice(0, at), pair.slice(at + 1)];
+  };
+  const order = (a: string, b: string) => {
+    const [[na, va], [nb, vb]] = [split(a), split(b)];
+    if (na !== nb) return na < nb ? -1 : 1;
+    return va === vb ? 0 : va < vb ? -1 : 1;
+  };
+  return query
+    .split('&')
+    .filter((pair) => pair.length > 0)
+    .sort(order)
+    .join('&');
 }
 
 function targetOf(path: string): FaultTarget | undefined {

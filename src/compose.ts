@@ -5,7 +5,8 @@ import type { Redis } from 'ioredis';
 import type { DestinationStream } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load-config.js';
-import { createStarshipSession, starshipSessionCredential, type StarshipSession } from './credentials/starship-session.js';
+import { createStarshipCredential } from './credentials/starship-credential.js';
+import type { StarshipSession } from './credentials/starship-session.js';
 import { createMemoryStore } from './credentials/stores/memory-store.js';
 import { createRedisStore } from './credentials/stores/redis-store.js';
 import type { SharedStore } from './credentials/stores/shared-store.js';
@@ -25,7 +26,6 @@ import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createSecretScrubber } from './observability/secret-scrubber.js';
 import { createRedisClient } from './redis.js';
 import { createBenjiClient } from './upstream/benji/benji-client.js';
-import { createStarshipAuth } from './upstream/starship/starship-auth.js';
 import { createUpstream, createUpstreamPool } from './upstream/upstream-http.js';
 
 /** What the broker needs besides its config, from its entry point (main.ts, the demo, a test). */
@@ -50,8 +50,8 @@ export interface Broker {
   readonly refuseConnect: (req: IncomingMessage, socket: Duplex) => void;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  /** The Starship session (tests and readiness look at it). */
-  readonly session: StarshipSession;
+  /** The Starship session, when STARSHIP_AUTH=session (tests look at it). */
+  readonly session: StarshipSession | undefined;
   /** The shared Redis connection, when configured (readiness and tests look at its state). */
   readonly redis: Redis | undefined;
   /** Tries the Starship login once (after listening); never throws. */
@@ -85,45 +85,33 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     scrub: scrubber.text,
   });
 
-  // Starship: proxied calls and the session's own calls get separate pools, so that a flood of
-  // slow or streaming calls can never queue a refresh behind them until the token expires.
+  // Starship: proxied calls and a session's own calls get separate pools, so that a flood of slow
+  // or streaming calls can never queue a refresh behind them until the token expires.
   const starshipOrigin = new URL(config.starship.baseUrl).origin;
   const starship = createUpstream({ name: 'starship', timeoutMs: config.starship.timeoutMs, metrics });
   const starshipProxyPool = createUpstreamPool(starshipOrigin, { connections: 128, timeoutMs: config.starship.timeoutMs });
   const starshipAuthPool = createUpstreamPool(starshipOrigin, { connections: 4, timeoutMs: config.starship.timeoutMs });
-  const { auth } = config.starship;
-  const session = createStarshipSession({
-    auth: createStarshipAuth({
-      upstream: starship,
-      pool: starshipAuthPool,
-      username: auth.username,
-      password: auth.password,
-      clock,
-      scrub: scrubber.text,
-    }),
+  const starshipCredential = createStarshipCredential(config.starship.auth, {
+    upstream: starship,
+    authPool: starshipAuthPool,
     store,
+    timeoutMs: config.starship.timeoutMs,
     clock,
     logger,
     metrics,
-    refreshBeforeS: auth.refreshBeforeS,
-    upstreamTimeoutMs: config.starship.timeoutMs,
-    ...(overrides.random !== undefined && { random: overrides.random }),
+    scrub: scrubber.text,
+    random: overrides.random,
   });
 
   if (config.frontendAuth.mode === 'none') {
     logger.warn('FRONTEND_AUTH=none: connect tokens are issued to anonymous callers, without a user id');
   }
 
-  metrics.watchSession(
-    { accessExpiresAt: () => session.snapshot().accessExpiresAt, cooldownUntil: () => session.snapshot().cooldownUntil },
-    clock,
-  );
-
   let shuttingDown = false;
   const readiness = (door: Door) =>
     readinessOf(door, {
       redis: () => (redis === undefined ? 'disabled' : redis.status === 'ready' ? 'ok' : 'down'),
-      starship: () => session.snapshot(),
+      starship: () => starshipCredential.snapshot(),
       shuttingDown: () => shuttingDown,
     });
   const shared = { logger, metrics, trustProxy: config.http.trustProxy, version };
@@ -151,12 +139,15 @@ export function createBroker(config: Config, { version, logDestination, ...overr
         upstream: starship,
         pool: starshipProxyPool,
         allow: config.starship.proxyAllow,
-        credential: starshipSessionCredential(session),
+        credential: starshipCredential.credential,
         identifyService,
         clock,
       },
     ],
-    admin: { session, authorize: [internalAuth(identifyService), requireAdmin(config.internalAuth.adminCallers)] },
+    admin: {
+      session: starshipCredential.session,
+      authorize: [internalAuth(identifyService), requireAdmin(config.internalAuth.adminCallers)],
+    },
   });
 
   return {
@@ -165,9 +156,9 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     refuseConnect: refuseConnect(logger),
     logger,
     metrics,
-    session,
+    session: starshipCredential.session,
     redis,
-    warmUp: () => session.warmUp(),
+    warmUp: () => starshipCredential.warmUp(),
     beginShutdown() {
       shuttingDown = true;
     },
@@ -194,7 +185,9 @@ function sharedStore(config: Config, redis: Redis | undefined, clock: Clock, log
  */
 function configuredSecrets(config: Config): string[] {
   const secrets = [config.benji.apiKey];
-  if (config.starship.auth.kind === 'session') secrets.push(config.starship.auth.username, config.starship.auth.password);
+  const { auth } = config.starship;
+  if (auth.kind === 'session') secrets.push(auth.username, auth.password);
+  else secrets.push(auth.apiKey, auth.apiSecret, ...(auth.signingSecret === undefined ? [] : [auth.signingSecret]));
   if (config.frontendAuth.mode === 'jwt' && config.frontendAuth.secret !== undefined) secrets.push(config.frontendAuth.secret);
   for (const { key } of config.internalAuth.keys) secrets.push(key);
   const encryptionKey = config.redis?.encryptionKey;

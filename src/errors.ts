@@ -9,6 +9,7 @@ export const errorCatalog = {
   mode_not_allowed: { status: 403, title: 'Mode not allowed' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
+  no_session: { status: 409, title: 'No session' },
   payload_too_large: { status: 413, title: 'Payload too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   rate_limited: { status: 429, title: 'Too many requests' },

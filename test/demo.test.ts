@@ -111,6 +111,28 @@ it('`npm run demo` stops when SIGINT is sent to the npm process alone: ports fre
   }, 'every process of the demo to be gone');
 });
 
+it('STARSHIP_AUTH=api-key runs Starship with signed API-key calls: its curl lines work, and there is no session', async () => {
+  const demo = startDemo(process.execPath, ['--import', 'tsx', 'sandbox/demo.ts'], { STARSHIP_AUTH: 'api-key' });
+  try {
+    await demo.ready();
+    expect(demo.output()).toContain('Starship: API key and secret, every call HMAC-signed');
+    const curl = (path: string) =>
+      demo
+        .output()
+        .split('\n')
+        .map((line) => line.trim())
+        .find((line) => line.startsWith('curl ') && line.includes(path)) ?? '';
+    const products = await run('bash', ['-c', `${curl('/v1/starship/api/v1/products')} -w '\n%{http_code}'`]);
+    expect(products.stdout.trimEnd().split('\n').pop()).toBe('200');
+    const session = await run('bash', ['-c', curl('/v1/admin/starship/session')]);
+    expect(JSON.parse(session.stdout)).toMatchObject({ state: 'static' });
+    expect(demo.output()).not.toContain('starship login');
+  } finally {
+    demo.child.kill('SIGINT');
+  }
+  expect(await demo.exited).toEqual([0, null]);
+});
+
 it('writes pretty logs when stdout is a terminal, and stops on a real Ctrl-C', async () => {
   // `script` gives the demo a pseudo-terminal; a ^C typed into it is a terminal's Ctrl-C.
   const demo = startDemo('script', ['-qefc', `exec '${process.execPath}' --import tsx sandbox/demo.ts`, '/dev/null'], { TERM: 'xterm' });

@@ -166,8 +166,14 @@ export const envSchema = z.object({
     .optional(),
 
   STARSHIP_BASE_URL: httpUrl.default('https://api-playground.starshiprewards.com'),
-  STARSHIP_USERNAME: text(256),
-  STARSHIP_PASSWORD: z.string().min(1, 'must not be empty').max(1024),
+  STARSHIP_AUTH: z.enum(['session', 'api-key'], { message: 'must be session or api-key' }).default('session'),
+  // Required by STARSHIP_AUTH (checked in load-config.ts): username and password for a session,
+  // key and secret for api-key.
+  STARSHIP_USERNAME: text(256).optional(),
+  STARSHIP_PASSWORD: z.string().min(1, 'must not be empty').max(1024).optional(),
+  STARSHIP_API_KEY: text(512).optional(),
+  STARSHIP_API_SECRET: text(1024).optional(),
+  STARSHIP_SIGNING_SECRET: text(1024).optional(),
   STARSHIP_TIMEOUT_MS: int(100, 300_000).default(15_000),
   STARSHIP_REFRESH_BEFORE_S: int(0, 86_400).default(300),
   STARSHIP_PROXY_ALLOW: list
@@ -196,5 +202,8 @@ export const secretVariables = [
   'TOKEN_ENCRYPTION_KEY',
   'STARSHIP_USERNAME',
   'STARSHIP_PASSWORD',
+  'STARSHIP_API_KEY',
+  'STARSHIP_API_SECRET',
+  'STARSHIP_SIGNING_SECRET',
   'INTERNAL_API_KEYS',
 ] as const;

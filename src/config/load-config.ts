@@ -53,13 +53,13 @@ export interface RedisConfig {
   readonly encryptionKey: Buffer;
 }
 
-/** How the broker authenticates to Starship: a session it logs in to and refreshes. */
-export type StarshipAuthConfig = {
-  readonly kind: 'session';
-  readonly username: string;
-  readonly password: string;
-  readonly refreshBeforeS: number;
-};
+/**
+ * How the broker authenticates to Starship: a session it logs in to and refreshes, or the account's
+ * API key and secret on every call (HMAC-signed when the credential has a signing secret).
+ */
+export type StarshipAuthConfig =
+  | { readonly kind: 'session'; readonly username: string; readonly password: string; readonly refreshBeforeS: number }
+  | { readonly kind: 'api-key'; readonly apiKey: string; readonly apiSecret: string; readonly signingSecret: string | undefined };
 
 export type FrontendAuthConfig =
   | { readonly mode: 'none' }
@@ -121,6 +121,7 @@ export function loadConfig(env: RawEnv, options: LoadOptions = {}): ConfigResult
     // Node refuses to start a server whose headers may take longer than the whole request.
     problems.push('HTTP_HEADERS_TIMEOUT_MS: must not be more than HTTP_REQUEST_TIMEOUT_MS');
   }
+  problems.push(...starshipAuthProblems(input, field('STARSHIP_BASE_URL')));
   const serviceKeys = field('INTERNAL_API_KEYS');
   if (serviceKeys !== undefined) {
     problems.push(...callerProblems(serviceKeys, field('INTERNAL_ADMIN_CALLERS') ?? [], options.minServiceKeyLength ?? 24));
@@ -178,15 +179,58 @@ function toConfig(env: Env): Config {
       baseUrl: env.STARSHIP_BASE_URL,
       timeoutMs: env.STARSHIP_TIMEOUT_MS,
       proxyAllow: env.STARSHIP_PROXY_ALLOW,
-      auth: {
-        kind: 'session',
-        username: env.STARSHIP_USERNAME,
-        password: env.STARSHIP_PASSWORD,
-        refreshBeforeS: env.STARSHIP_REFRESH_BEFORE_S,
-      },
+      // The variables each kind needs are there: starshipAuthProblems refused the config otherwise.
+      auth:
+        env.STARSHIP_AUTH === 'api-key'
+          ? {
+              kind: 'api-key',
+              apiKey: env.STARSHIP_API_KEY ?? '',
+              apiSecret: env.STARSHIP_API_SECRET ?? '',
+              signingSecret: env.STARSHIP_SIGNING_SECRET,
+            }
+          : {
+              kind: 'session',
+              username: env.STARSHIP_USERNAME ?? '',
+              password: env.STARSHIP_PASSWORD ?? '',
+              refreshBeforeS: env.STARSHIP_REFRESH_BEFORE_S,
+            },
     },
     internalAuth: { keys: env.INTERNAL_API_KEYS, adminCallers: env.INTERNAL_ADMIN_CALLERS },
   };
+}
+
+const starshipVariables = {
+  session: ['STARSHIP_USERNAME', 'STARSHIP_PASSWORD'],
+  'api-key': ['STARSHIP_API_KEY', 'STARSHIP_API_SECRET'],
+} as const;
+const starshipOrigins = { production: 'https://api.starshiprewards.com', playground: 'https://api-playground.starshiprewards.com' };
+
+/**
+ * Each STARSHIP_AUTH needs its own variables and refuses the other's, so a half-migrated config
+ * fails at start instead of running on credentials nobody meant. A test key with the production
+ * origin, or a live key with the playground, is refused too (Starship's docs advise failing such a
+ * deploy); other key shapes and origins are accepted.
+ */
+function starshipAuthProblems(input: Record<string, string>, baseUrl: string | undefined): string[] {
+  const kind = input.STARSHIP_AUTH === 'api-key' ? 'api-key' : 'session';
+  const other = kind === 'api-key' ? 'session' : 'api-key';
+  const problems: string[] = [];
+  for (const name of starshipVariables[kind]) {
+    if (input[name] === undefined) problems.push(`${name}: is required with STARSHIP_AUTH=${kind}`);
+  }
+  const foreign = kind === 'session' ? [...starshipVariables['api-key'], 'STARSHIP_SIGNING_SECRET'] : starshipVariables.session;
+  for (const name of foreign) {
+    if (input[name] !== undefined) problems.push(`${name}: belongs to STARSHIP_AUTH=${other}; unset it with STARSHIP_AUTH=${kind}`);
+  }
+  const key = input.STARSHIP_API_KEY;
+  if (kind === 'api-key' && key !== undefined && baseUrl !== undefined) {
+    const origin = new URL(baseUrl).origin;
+    if (key.startsWith('sk_test_') && origin === starshipOrigins.production)
+      problems.push(`STARSHIP_API_KEY: a sandbox key (sk_test_…) cannot be used with the production STARSHIP_BASE_URL`);
+    if (key.startsWith('sk_live_') && origin === starshipOrigins.playground)
+      problems.push(`STARSHIP_API_KEY: a production key (sk_live_…) cannot be used with the playground STARSHIP_BASE_URL`);
+  }
+  return problems;
 }
 
 /** Entries are named by position: what sits where a caller name belongs may be a misplaced key. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { sessionStates, type SessionSnapshot } from '../credentials/starship-session.js';
+import { starshipCredentialStates, type StarshipStatus } from '../credentials/starship-credential.js';
 import type { Door } from './request-logging.js';
 
 export const readinessBody = z.object({
@@ -7,7 +7,7 @@ export const readinessBody = z.object({
   status: z.enum(['ok', 'degraded', 'unavailable', 'shutting_down']),
   checks: z.object({
     redis: z.enum(['ok', 'down', 'disabled']),
-    starshipToken: z.enum(sessionStates),
+    starshipToken: z.enum(starshipCredentialStates),
   }),
 });
 export type Readiness = z.output<typeof readinessBody>;
@@ -15,7 +15,7 @@ export type Readiness = z.output<typeof readinessBody>;
 export interface ReadinessSources {
   redis: () => Readiness['checks']['redis'];
   /** What a proxied Starship call would find now (memory only: probes come often). */
-  starship: () => SessionSnapshot;
+  starship: () => StarshipStatus;
   shuttingDown: () => boolean;
 }
 
@@ -31,7 +31,7 @@ export function readinessOf(door: Door, sources: ReadinessSources): () => Readin
     const checks: Readiness['checks'] = { redis: sources.redis(), starshipToken: starship.state };
     if (sources.shuttingDown()) return { status: 'shutting_down', checks };
     if (door === 'internal' && starship.blocked) return { status: 'unavailable', checks };
-    const tokenInHand = starship.state === 'valid' || starship.state === 'refreshing';
+    const tokenInHand = starship.state === 'valid' || starship.state === 'refreshing' || starship.state === 'static';
     return { status: checks.redis === 'down' || (door === 'internal' && !tokenInHand) ? 'degraded' : 'ok', checks };
   };
 }

@@ -38,6 +38,8 @@ export interface AuthMetrics {
 }
 
 export interface Metrics extends UpstreamMetrics, TokenMetrics, AuthMetrics {
+  /** An upstream refused a call made with a credential that cannot be renewed (a static key). */
+  credentialRejected(upstream: 'benji' | 'starship', credential: string): void;
   readonly registry: Registry;
   /** One request served; the caller is a configured service name (bounded), never a user. */
   observeRequest(door: string, route: string, method: string, status: number, caller: string, seconds: number): void;
@@ -84,6 +86,12 @@ export function createMetrics(): Metrics {
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
+  const credentialRejections = new Counter({
+    name: 'broker_upstream_credential_rejections_total',
+    help: 'Calls an upstream refused (401) that were made with a credential the broker cannot renew, by upstream and credential.',
+    labelNames: ['upstream', 'credential'] as const,
+    registers: [registry],
+  });
   const redisErrors = new Counter({
     name: 'broker_redis_errors_total',
     help: 'Redis failures: lost connections and failed token-store calls.',
@@ -100,6 +108,7 @@ export function createMetrics(): Metrics {
     lockWait: (seconds, outcome) => lockWaits.observe({ outcome }, seconds),
     storeError: (action) => redisErrors.inc({ source: `store_${action.replace(/\s+/g, '_')}` }),
     redisError: (source) => redisErrors.inc({ source }),
+    credentialRejected: (upstream, credential) => credentialRejections.inc({ upstream, credential }),
     userToken: (outcome) => userTokens.inc({ outcome }),
     watchSession(gauges, now) {
       new Gauge({

@@ -210,6 +210,58 @@ describe('loadConfig', () => {
     expect(fromFile.join('\n')).not.toContain(pasted);
   });
 
+  it('STARSHIP_AUTH=api-key takes the key, the secret and an optional signing secret, and refuses the session’s variables', () => {
+    const apiKey = { STARSHIP_AUTH: 'api-key', STARSHIP_API_KEY: 'sk_test_abc', STARSHIP_API_SECRET: 'secret-1' };
+    const { STARSHIP_USERNAME: _u, STARSHIP_PASSWORD: _p, ...withoutSession } = required;
+    expect(ok({ ...withoutSession, ...apiKey }).starship.auth).toEqual({
+      kind: 'api-key',
+      apiKey: 'sk_test_abc',
+      apiSecret: 'secret-1',
+      signingSecret: undefined,
+    });
+    expect(ok({ ...withoutSession, ...apiKey, STARSHIP_SIGNING_SECRET: 'sign-1' }).starship.auth).toMatchObject({
+      signingSecret: 'sign-1',
+    });
+    expect(problems({ ...required, ...apiKey })).toEqual([
+      'STARSHIP_USERNAME: belongs to STARSHIP_AUTH=session; unset it with STARSHIP_AUTH=api-key',
+      'STARSHIP_PASSWORD: belongs to STARSHIP_AUTH=session; unset it with STARSHIP_AUTH=api-key',
+    ]);
+    expect(problems({ ...withoutSession, STARSHIP_AUTH: 'api-key' })).toEqual([
+      'STARSHIP_API_KEY: is required with STARSHIP_AUTH=api-key',
+      'STARSHIP_API_SECRET: is required with STARSHIP_AUTH=api-key',
+    ]);
+    // And the other way round: a session refuses the key's variables.
+    expect(problems({ ...required, STARSHIP_API_KEY: 'sk_test_abc', STARSHIP_SIGNING_SECRET: 'sign-1' })).toEqual([
+      'STARSHIP_API_KEY: belongs to STARSHIP_AUTH=api-key; unset it with STARSHIP_AUTH=session',
+      'STARSHIP_SIGNING_SECRET: belongs to STARSHIP_AUTH=api-key; unset it with STARSHIP_AUTH=session',
+    ]);
+    expect(problems({ ...withoutSession })).toEqual([
+      'STARSHIP_USERNAME: is required with STARSHIP_AUTH=session',
+      'STARSHIP_PASSWORD: is required with STARSHIP_AUTH=session',
+    ]);
+    expect(problems({ ...required, STARSHIP_AUTH: 'oauth' })[0]).toBe('STARSHIP_AUTH: must be session or api-key');
+  });
+
+  it('refuses a sandbox key with the production origin and a live key with the playground; other shapes pass', () => {
+    const { STARSHIP_USERNAME: _u, STARSHIP_PASSWORD: _p, ...withoutSession } = required;
+    const apiKey = (key: string, origin?: string) => ({
+      ...withoutSession,
+      STARSHIP_AUTH: 'api-key',
+      STARSHIP_API_KEY: key,
+      STARSHIP_API_SECRET: 'secret-1',
+      ...(origin !== undefined && { STARSHIP_BASE_URL: origin }),
+    });
+    expect(problems(apiKey('sk_test_abc', 'https://api.starshiprewards.com'))).toEqual([
+      'STARSHIP_API_KEY: a sandbox key (sk_test_…) cannot be used with the production STARSHIP_BASE_URL',
+    ]);
+    expect(problems(apiKey('sk_live_abc'))).toEqual([
+      'STARSHIP_API_KEY: a production key (sk_live_…) cannot be used with the playground STARSHIP_BASE_URL',
+    ]);
+    expect(ok(apiKey('sk_live_abc', 'https://api.starshiprewards.com/')).starship.auth).toMatchObject({ apiKey: 'sk_live_abc' });
+    expect(ok(apiKey('sk_test_abc')).starship.auth).toMatchObject({ apiKey: 'sk_test_abc' });
+    expect(ok(apiKey('custom-key-shape', 'https://api.starshiprewards.com')).starship.auth).toMatchObject({ apiKey: 'custom-key-shape' });
+  });
+
   it('refuses TRUST_PROXY=true and names a bad proxy address by position', () => {
     expect(problems({ ...required, TRUST_PROXY: 'true' })).toEqual([
       'TRUST_PROXY: true would trust any X-Forwarded-For a client sends; give the number of proxies in front of the broker (e.g. 1) or their addresses/subnets (e.g. 10.0.0.0/8)',

@@ -88,7 +88,7 @@ describe('GET /metrics', () => {
 describe('GET /readyz', () => {
   it('is ok on both doors with a session in hand, and 503 on both once shutdown begins', async () => {
     const built = broker();
-    await built.broker.session.getAccessToken();
+    await built.broker.session!.getAccessToken();
     for (const app of [built.broker.publicApp, built.broker.internalApp]) {
       const res = await request(app).get('/readyz');
       expect(res.status).toBe(200);

@@ -71,6 +71,7 @@ export function internalOpenApi(): object {
             ...denied,
             '413': problem('payload_too_large: body over 1 KB'),
             '415': problem('unsupported_media_type: body not application/json, or in a charset other than UTF-8'),
+            '409': problem('no_session: STARSHIP_AUTH=api-key, there is no session to renew'),
             '502': problem('upstream_error'),
             '503': problem('upstream_throttled, with Retry-After'),
             '504': problem('upstream_timeout: Starship did not answer the login (or logout) in time'),

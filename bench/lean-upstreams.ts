@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FAKE_STARSHIP_PRODUCTS } from '../sandbox/fake-starship.js';
+import { apiKeyRefusal, FAKE_STARSHIP_PRODUCTS } from '../sandbox/fake-starship.js';
 import type { UpstreamsReady, UpstreamsStats } from './upstreams.js';
 
 /**
@@ -11,7 +11,8 @@ import type { UpstreamsReady, UpstreamsStats } from './upstreams.js';
  * request and model every fault, which costs them a few times more per call than a target spends;
  * they stay the upstreams of the refresh storm, which counts logins and refreshes, not req/s.
  *
- * Starship accepts a Bearer token it issued. Same IPC protocol as bench/upstreams.ts.
+ * Starship accepts a Bearer token it issued or, for the API-key runs, the configured key, secret
+ * and signature (checked by the sandbox fake's own check). Same IPC protocol as bench/upstreams.ts.
  */
 function env(name: string): string {
   const value = process.env[name];
@@ -23,6 +24,11 @@ const send = process.send?.bind(process);
 if (send === undefined) throw new Error('bench/lean-upstreams.ts is started by the bench, with an IPC channel');
 
 const login = { username: env('BENCH_STARSHIP_USERNAME'), password: env('BENCH_STARSHIP_PASSWORD') };
+const apiKey = {
+  key: env('BENCH_STARSHIP_API_KEY'),
+  secret: env('BENCH_STARSHIP_API_SECRET'),
+  signingSecret: env('BENCH_STARSHIP_SIGNING_SECRET'),
+};
 const benjiKey = env('BENCH_BENJI_API_KEY');
 const accessTtlMs = Number(env('BENCH_ACCESS_TTL_S')) * 1000;
 
@@ -50,7 +56,11 @@ const starship = createServer(async (req, res) => {
   const url = req.url ?? '/';
   if (req.method === 'GET' && url === '/api/v1/products') {
     stats.apiCalls++;
-    const allowed = issued.has((req.headers.authorization ?? '').slice('Bearer '.length));
+    const bearer = req.headers.authorization;
+    const allowed =
+      bearer !== undefined
+        ? issued.has(bearer.slice('Bearer '.length))
+        : apiKeyRefusal(req, apiKey, { method: 'GET', path: '/api/v1/products', query: '', body: bytes }, Date.now()) === undefined;
     return reply(res, allowed ? 200 : 401, allowed ? products : unauthorized);
   }
   if (req.method === 'POST' && url === '/auth/login') {

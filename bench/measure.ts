@@ -227,8 +227,8 @@ export function ratiosTable(ratios: { what: string; ratio: Ratio }[]): string {
 }
 
 /** Where and when a report was measured, and of which code: its first lines. */
-export function machine(startedAt: number, loadAtStart: number): string[] {
-  const cpus = os.cpus();
+/** The code being measured, read when the run starts (dist/ is built then): a checkout may move on meanwhile. */
+const checkout = (() => {
   const git = (...args: string[]) => {
     try {
       return execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -238,9 +238,14 @@ export function machine(startedAt: number, loadAtStart: number): string[] {
   };
   const dirty =
     git('status', '--porcelain', '--', 'src') === '' ? '' : ' (src/ has uncommitted changes; dist/ was built from the working tree)';
+  return `${git('rev-parse', '--short', 'HEAD') || 'unknown'}${dirty}`;
+})();
+
+export function machine(startedAt: number, loadAtStart: number): string[] {
+  const cpus = os.cpus();
   return [
     `- Date: ${new Date(startedAt).toISOString()}`,
     `- Machine: ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${cpus.length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.type()} ${os.release()}; load average ${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0]?.toFixed(2)} at end`,
-    `- Node ${process.version}; broker at commit ${git('rev-parse', '--short', 'HEAD') || 'unknown'}${dirty}`,
+    `- Node ${process.version}; broker at commit ${checkout}`,
   ];
 }

@@ -38,6 +38,7 @@ import {
   startBroker,
   startRedis,
   startUpstreams,
+  apiKeyEnv,
   buildAt,
   upstreamCalls,
   userJwt,
@@ -98,7 +99,13 @@ const atBase: BrokerConfig | undefined =
         env: {},
         entry: base.entry,
       };
-const proxyBrokers = [npmStart, imageSettings, ...(atBase === undefined ? [] : [atBase])];
+/** Issue 12: the proxy with Starship's API-key scheme, every call HMAC-signed. */
+const apiKeySigned: BrokerConfig = {
+  name: 'broker, API key signed, image settings',
+  how: "STARSHIP_AUTH=api-key with a signing secret, the image's settings",
+  env: apiKeyEnv,
+};
+const proxyBrokers = [npmStart, imageSettings, apiKeySigned, ...(atBase === undefined ? [] : [atBase])];
 const connectBrokers = [npmStart, imageSettings, ...(atBase === undefined ? [] : [atBase])];
 const brokerConfigs = [...new Set([...proxyBrokers, ...connectBrokers])];
 

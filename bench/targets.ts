@@ -27,6 +27,19 @@ export const secrets = {
   serviceKey: hex(16),
   jwtSecret: hex(24),
   encryptionKey: randomBytes(32).toString('base64'),
+  starshipApiKey: `sk_test_${hex(16)}`,
+  starshipApiSecret: hex(16),
+  starshipSigningSecret: hex(16),
+};
+
+/** A broker's environment changes for STARSHIP_AUTH=api-key with signing (the session's variables removed). */
+export const apiKeyEnv = {
+  STARSHIP_AUTH: 'api-key',
+  STARSHIP_USERNAME: undefined,
+  STARSHIP_PASSWORD: undefined,
+  STARSHIP_API_KEY: secrets.starshipApiKey,
+  STARSHIP_API_SECRET: secrets.starshipApiSecret,
+  STARSHIP_SIGNING_SECRET: secrets.starshipSigningSecret,
 };
 /** Children get a clean environment: nothing from the shell (a REDIS_URL, say) leaks into a target. */
 export const baseEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'production' };
@@ -67,6 +80,9 @@ export async function startUpstreams(name: string, accessTtlS: number, kind: 'le
       BENCH_STARSHIP_USERNAME: secrets.starshipUsername,
       BENCH_STARSHIP_PASSWORD: secrets.starshipPassword,
       BENCH_BENJI_API_KEY: secrets.benjiApiKey,
+      BENCH_STARSHIP_API_KEY: secrets.starshipApiKey,
+      BENCH_STARSHIP_API_SECRET: secrets.starshipApiSecret,
+      BENCH_STARSHIP_SIGNING_SECRET: secrets.starshipSigningSecret,
       BENCH_ACCESS_TTL_S: String(accessTtlS),
     },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -82,7 +82,6 @@ export async function startUpstreams(name: string, accessTtlS: number, kind: 'le
       BENCH_BENJI_API_KEY: secrets.benjiApiKey,
       BENCH_STARSHIP_API_KEY: secrets.starshipApiKey,
       BENCH_STARSHIP_API_SECRET: secrets.starshipApiSecret,
-      BENCH_STARSHIP_SIGNING_SECRET: secrets.starshipSigningSecret,
       BENCH_ACCESS_TTL_S: String(accessTtlS),
     },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -391,7 +391,7 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
  * signature is checked from the request as received (raw path, raw query, body bytes), written
  * apart from the broker's signer so that the two can disagree.
  */
-export function apiKeyRefusal(
+function apiKeyRefusal(
   req: IncomingMessage,
   credential: { key: string; secret: string; signingSecret?: string | undefined },
   received: { method: string; path: string; query: string; body: Buffer },

@@ -73,7 +73,7 @@ it('runs the whole product with no accounts, prints working curl lines, and stop
     expect(issued.hostedUrl.startsWith(`${publicBenji}/hosted/connect?`)).toBe(true);
     const hosted = await fetch(issued.hostedUrl);
     expect(hosted.status).toBe(200);
-    expect(await hosted.text()).toContain('Benji Hosted Connect sandbox');
+    expect(await hosted.text()).toContain('Benji Connect (sandbox)');
 
     expect(products?.status).toBe('200');
     expect(JSON.parse(products?.body ?? '')).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'Gift card' })]));

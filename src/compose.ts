@@ -5,7 +5,9 @@ import type { Redis } from 'ioredis';
 import type { DestinationStream } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load-config.js';
+import { createBenjiLinks } from './credentials/benji-links.js';
 import { createStarshipCredential } from './credentials/starship-credential.js';
+import { createStaticKeyCredential } from './credentials/static-key.js';
 import type { StarshipSession } from './credentials/starship-session.js';
 import { createMemoryStore } from './credentials/stores/memory-store.js';
 import { createRedisStore } from './credentials/stores/redis-store.js';
@@ -25,6 +27,7 @@ import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createSecretScrubber } from './observability/secret-scrubber.js';
 import { createRedisClient } from './redis.js';
+import { createBenjiAuth } from './upstream/benji/benji-auth.js';
 import { createBenjiClient } from './upstream/benji/benji-client.js';
 import { createUpstream, createUpstreamPool } from './upstream/upstream-http.js';
 
@@ -72,17 +75,47 @@ export function createBroker(config: Config, { version, logDestination, ...overr
   const clock = overrides.clock ?? systemClock;
   const store = sharedStore(config, redis, clock, logger);
 
-  // Benji: one pool for the connect-token calls.
+  // Benji: the connect-token calls and the proxied partner-API calls get separate pools (a flood of
+  // slow proxied calls must not queue connect tokens), and the auth service, another origin, its own.
   const benjiUrl = new URL(config.benji.baseUrl);
+  const benjiUpstream = createUpstream({ name: 'benji', timeoutMs: config.benji.timeoutMs, metrics });
   const benjiPool = createUpstreamPool(benjiUrl.origin, { connections: 32, timeoutMs: config.benji.timeoutMs });
+  const benjiProxyPool = createUpstreamPool(benjiUrl.origin, { connections: 128, timeoutMs: config.benji.timeoutMs });
+  const benjiAuthUrl = new URL(config.benji.authBaseUrl);
+  const benjiAuthPool = createUpstreamPool(benjiAuthUrl.origin, { connections: 16, timeoutMs: config.benji.timeoutMs });
   const benji = createBenjiClient({
-    upstream: createUpstream({ name: 'benji', timeoutMs: config.benji.timeoutMs, metrics }),
+    upstream: benjiUpstream,
     pool: benjiPool,
     basePath: benjiUrl.pathname,
     apiKey: config.benji.apiKey,
     partnershipId: config.benji.partnershipId,
     clock,
     scrub: scrubber.text,
+  });
+  const benjiLinks = createBenjiLinks({
+    auth: createBenjiAuth({
+      upstream: benjiUpstream,
+      pool: benjiAuthPool,
+      basePath: benjiAuthUrl.pathname,
+      apiKey: config.benji.apiKey,
+      clock,
+      scrub: scrubber.text,
+    }),
+    store,
+    clock,
+    logger,
+    refreshBeforeS: config.benji.links.refreshBeforeS,
+    ttlDays: config.benji.links.ttlDays,
+    upstreamTimeoutMs: config.benji.timeoutMs,
+    onEvent: (event) => metrics.linkEvent(event),
+  });
+  const benjiPartnerKey = createStaticKeyCredential({
+    headers: { 'x-api-key': config.benji.apiKey },
+    upstream: 'benji',
+    refusedMessage: 'Benji rejected the partner key: check BENJI_API_KEY',
+    clock,
+    logger,
+    onRejected: () => metrics.credentialRejected('benji', 'partner_key'),
   });
 
   // Starship: proxied calls and a session's own calls get separate pools, so that a flood of slow
@@ -115,6 +148,8 @@ export function createBroker(config: Config, { version, logDestination, ...overr
       shuttingDown: () => shuttingDown,
     });
   const shared = { logger, metrics, trustProxy: config.http.trustProxy, version };
+  const identifyUser = frontendAuth(config.frontendAuth, clock, metrics);
+  const rateLimit = connectRateLimit({ perMinute: config.connectTokenRateLimit, redis, keyPrefix: config.redis?.keyPrefix ?? '' });
 
   const publicApp = createPublicApp({
     ...shared,
@@ -124,9 +159,11 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     connectToken: {
       benji,
       policy: config.benji.connectPolicy,
-      identifyUser: frontendAuth(config.frontendAuth, clock, metrics),
-      rateLimit: connectRateLimit({ perMinute: config.connectTokenRateLimit, redis, keyPrefix: config.redis?.keyPrefix ?? '' }),
+      identifyUser,
+      rateLimit,
     },
+    // Links belong to verified users: without user auth there are none.
+    benjiLinks: config.frontendAuth.mode === 'jwt' ? { links: benjiLinks, identifyUser, rateLimit } : undefined,
   });
   const identifyService = serviceIdentifier(config.internalAuth.keys);
   const internalApp = createInternalApp({
@@ -143,7 +180,26 @@ export function createBroker(config: Config, { version, logDestination, ...overr
         identifyService,
         clock,
       },
+      {
+        mountPath: '/v1/benji',
+        upstream: benjiUpstream,
+        pool: benjiProxyPool,
+        allow: config.benji.proxyAllow,
+        credential: benjiPartnerKey,
+        identifyService,
+        clock,
+      },
+      {
+        mountPath: '/v1/benji-users',
+        upstream: benjiUpstream,
+        pool: benjiProxyPool,
+        allow: config.benji.proxyAllow,
+        credential: { perUser: (userId) => benjiLinks.credentialFor(userId) },
+        identifyService,
+        clock,
+      },
     ],
+    benjiLinks: { links: benjiLinks, authorize: internalAuth(identifyService) },
     admin: {
       session: starshipCredential.session,
       authorize: [internalAuth(identifyService), requireAdmin(config.internalAuth.adminCallers)],
@@ -164,7 +220,8 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     },
     async close() {
       // Once the listeners have drained: whatever is still open upstream has no caller left.
-      await Promise.all([benjiPool.destroy(), starshipProxyPool.destroy(), starshipAuthPool.destroy()]);
+      const pools = [benjiPool, benjiProxyPool, benjiAuthPool, starshipProxyPool, starshipAuthPool];
+      await Promise.all(pools.map((pool) => pool.destroy()));
       if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());
     },
   };
@@ -173,7 +230,9 @@ export function createBroker(config: Config, { version, logDestination, ...overr
 /** Redis shares state between replicas (secrets sealed at rest); without it, memory serves one replica. */
 function sharedStore(config: Config, redis: Redis | undefined, clock: Clock, logger: Logger): SharedStore {
   if (redis === undefined || config.redis === undefined) {
-    logger.warn('REDIS_URL unset: Starship tokens live in process memory; run one replica only');
+    logger.warn(
+      'REDIS_URL unset: Starship tokens and linked users’ Benji tokens live in process memory, lost on restart; run one replica only',
+    );
     return createMemoryStore(clock);
   }
   return createRedisStore({ redis, keyPrefix: config.redis.keyPrefix, cipher: createTokenCipher(config.redis.encryptionKey), clock });

@@ -4,10 +4,12 @@
  */
 export const errorCatalog = {
   invalid_request: { status: 400, title: 'Invalid request' },
+  invalid_exchange_token: { status: 400, title: 'Invalid exchange token' },
   unauthenticated: { status: 401, title: 'Unauthenticated' },
   forbidden: { status: 403, title: 'Forbidden' },
   mode_not_allowed: { status: 403, title: 'Mode not allowed' },
   not_found: { status: 404, title: 'Not found' },
+  not_linked: { status: 404, title: 'Not linked' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   no_session: { status: 409, title: 'No session' },
   payload_too_large: { status: 413, title: 'Payload too large' },
@@ -18,6 +20,7 @@ export const errorCatalog = {
   upstream_throttled: { status: 503, title: 'Upstream throttled' },
   auth_unavailable: { status: 503, title: 'Identity provider unavailable' },
   not_ready: { status: 503, title: 'Not ready' },
+  store_unavailable: { status: 503, title: 'Store unavailable' },
   upstream_timeout: { status: 504, title: 'Upstream timeout' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

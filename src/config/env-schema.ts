@@ -111,6 +111,18 @@ const trustProxy = z
     return entries.join(', ');
   });
 
+/** Path prefixes a proxy may reach: plain paths, never the upstream's `/auth` or the whole API. */
+const proxyAllow = list.pipe(
+  z
+    .array(
+      z
+        .string()
+        .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'each prefix must be a plain path starting with /')
+        .refine((prefix) => !/^\/auth(\/|$)/i.test(prefix) && prefix !== '/', 'must not open /auth or the whole API'),
+    )
+    .min(1, 'must name at least one prefix'),
+);
+
 /** Node resolves a host name only when it listens; an address is checked now, by name. */
 const listenHost = z
   .string()
@@ -142,6 +154,10 @@ export const envSchema = z.object({
     .default([...benjiModes]),
   BENJI_MAX_TRANSFER_AMOUNT: int(1, Number.MAX_SAFE_INTEGER).optional(),
   BENJI_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  BENJI_AUTH_BASE_URL: httpUrl.default('https://authservice-staging.withbenji.com'),
+  BENJI_PROXY_ALLOW: proxyAllow.default(['/users/', '/transactions/', '/partnerships/']),
+  BENJI_USER_REFRESH_BEFORE_S: int(0, 90 * 86_400).default(86_400),
+  BENJI_LINK_TTL_DAYS: int(1, 3_650).default(180),
 
   FRONTEND_AUTH: z.enum(['jwt', 'none'], { message: 'must be jwt or none' }).default('jwt'),
   FRONTEND_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
@@ -176,18 +192,7 @@ export const envSchema = z.object({
   STARSHIP_SIGNING_SECRET: text(1024).optional(),
   STARSHIP_TIMEOUT_MS: int(100, 300_000).default(15_000),
   STARSHIP_REFRESH_BEFORE_S: int(0, 86_400).default(300),
-  STARSHIP_PROXY_ALLOW: list
-    .pipe(
-      z
-        .array(
-          z
-            .string()
-            .regex(/^\/[A-Za-z0-9._~\-/]*$/, 'each prefix must be a plain path starting with /')
-            .refine((prefix) => !/^\/auth(\/|$)/i.test(prefix) && prefix !== '/', 'must not open /auth or the whole API'),
-        )
-        .min(1, 'must name at least one prefix'),
-    )
-    .default(['/api/v1/', '/status']),
+  STARSHIP_PROXY_ALLOW: proxyAllow.default(['/api/v1/', '/status']),
   INTERNAL_API_KEYS: list.pipe(z.array(callerKey).min(1, 'must name at least one caller:key')),
   INTERNAL_ADMIN_CALLERS: list.pipe(z.array(callerName)).default([]),
 });

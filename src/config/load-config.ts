@@ -22,9 +22,15 @@ export interface Config {
   readonly redis: RedisConfig | undefined;
   readonly benji: {
     readonly baseUrl: string;
+    /** Benji's auth service (exchange and refresh of user tokens), another origin than the API. */
+    readonly authBaseUrl: string;
     readonly apiKey: string;
     readonly partnershipId: string;
     readonly timeoutMs: number;
+    /** The partner API's path prefixes services may reach (`/auth` never). */
+    readonly proxyAllow: readonly string[];
+    /** Linked users' Benji tokens: refreshed this long before expiry; a link lasts this long after its last exchange or refresh. */
+    readonly links: { readonly refreshBeforeS: number; readonly ttlDays: number };
     /** What a frontend may ask for in a connect token. */
     readonly connectPolicy: {
       readonly displayName: string | undefined;
@@ -153,9 +159,12 @@ function toConfig(env: Env): Config {
         : { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, encryptionKey: env.TOKEN_ENCRYPTION_KEY },
     benji: {
       baseUrl: env.BENJI_BASE_URL,
+      authBaseUrl: env.BENJI_AUTH_BASE_URL,
       apiKey: env.BENJI_API_KEY,
       partnershipId: env.BENJI_PARTNERSHIP_ID,
       timeoutMs: env.BENJI_TIMEOUT_MS,
+      proxyAllow: env.BENJI_PROXY_ALLOW,
+      links: { refreshBeforeS: env.BENJI_USER_REFRESH_BEFORE_S, ttlDays: env.BENJI_LINK_TTL_DAYS },
       connectPolicy: {
         displayName: env.BENJI_DISPLAY_NAME,
         allowedModes: env.BENJI_ALLOWED_MODES,

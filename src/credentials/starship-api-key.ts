@@ -2,6 +2,7 @@ import { createHmac, createSecretKey, hash, type KeyObject } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { CallHeaders, Credential, OutgoingCall } from './credential.js';
+import { rejectionReporter } from './static-key.js';
 
 /**
  * Starship's API-key scheme: every call carries the account's `X-API-Key` and `X-API-Secret`; no
@@ -21,8 +22,6 @@ export interface StarshipApiKeyOptions {
   onRejected: () => void;
 }
 
-const rejectionLogIntervalMs = 60_000;
-
 export function createStarshipApiKeyCredential({
   apiKey,
   apiSecret,
@@ -33,7 +32,6 @@ export function createStarshipApiKeyCredential({
 }: StarshipApiKeyOptions): Credential {
   const keyHeaders: CallHeaders = { 'x-api-key': apiKey, 'x-api-secret': apiSecret };
   const signingKey = signingSecret === undefined ? undefined : createSecretKey(Buffer.from(signingSecret, 'utf8'));
-  let loggedAt = Number.NEGATIVE_INFINITY;
 
   return {
     async headersFor(call) {
@@ -41,18 +39,13 @@ export function createStarshipApiKeyCredential({
       const t = Math.floor(clock() / 1000);
       return { ...keyHeaders, 'x-signature': `t=${t},v1=${hmacHex(signingKey, signingString(call, t))}` };
     },
-    async rejected() {
-      onRejected();
-      const now = clock();
-      if (now - loggedAt >= rejectionLogIntervalMs) {
-        loggedAt = now;
-        logger.error(
-          { upstream: 'starship' },
-          'Starship rejected the API key: check STARSHIP_API_KEY, STARSHIP_API_SECRET and the allow-listed egress IPs',
-        );
-      }
-      return false;
-    },
+    rejected: rejectionReporter({
+      upstream: 'starship',
+      refusedMessage: 'Starship rejected the API key: check STARSHIP_API_KEY, STARSHIP_API_SECRET and the allow-listed egress IPs',
+      clock,
+      logger,
+      onRejected,
+    }),
   };
 }
 

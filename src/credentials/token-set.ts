@@ -22,23 +22,26 @@ export interface Cooldown {
   readonly reason: 'throttled' | 'credentials_rejected';
 }
 
-const lifetimeMs = (set: TokenSet) => set.accessExpiresAt - set.obtainedAt;
+/** What the checks below need of a set: a Benji user's tokens have no refresh expiry or client id. */
+export type Lifetime = Pick<TokenSet, 'accessExpiresAt' | 'obtainedAt'>;
+
+const lifetimeMs = (set: Lifetime) => set.accessExpiresAt - set.obtainedAt;
 
 /** Safety margin so a token does not expire between our check and the upstream's. */
-export const marginMs = (set: TokenSet) => Math.min(5_000, lifetimeMs(set) / 10);
+export const marginMs = (set: Lifetime) => Math.min(5_000, lifetimeMs(set) / 10);
 
 /** The access token is still good at `now`, with the margin. */
-export const unexpired = (set: TokenSet, now: number) => set.accessExpiresAt - marginMs(set) > now;
+export const unexpired = (set: Lifetime, now: number) => set.accessExpiresAt - marginMs(set) > now;
 
 /** When renewal should start: `refreshBeforeS` before expiry, at most half the token's lifetime. */
-export const refreshDueAt = (set: TokenSet, refreshBeforeS: number) =>
+export const refreshDueAt = (set: Lifetime, refreshBeforeS: number) =>
   set.accessExpiresAt - Math.min(refreshBeforeS * 1000, lifetimeMs(set) / 2);
 
 /** The refresh token may be sent: not blanked, and not about to expire. */
 export const canRefresh = (set: TokenSet, now: number) => set.refreshToken !== '' && set.refreshExpiresAt - marginMs(set) > now;
 
 /** Obtained less than max(minAgeMs, 1 % of its lifetime) ago: a 401 to it says more about the endpoint. */
-export const obtainedRecently = (set: TokenSet, now: number, minAgeMs: number) =>
+export const obtainedRecently = (set: Lifetime, now: number, minAgeMs: number) =>
   now - set.obtainedAt < Math.max(minAgeMs, lifetimeMs(set) / 100);
 
 /**

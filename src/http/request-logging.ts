@@ -9,6 +9,8 @@ declare module 'express-serve-static-core' {
   interface Locals {
     /** The route pattern, for a handler mounted with `use` (Express's own req.route covers the rest). */
     route?: string;
+    /** The URL to log instead of the one called, when the path names a user (their id hashed instead). */
+    loggedUrl?: string;
     /** The internal caller's configured name. */
     caller?: string;
     /** The problem code of an error answer. */
@@ -109,7 +111,7 @@ export function requestObservation({ logger, door, metrics }: { logger: Logger; 
       const route = (req.route as { path?: string } | undefined)?.path ?? locals.route ?? 'unmatched';
       metrics.observeRequest(door, route, req.method, res.statusCode, locals.caller ?? 'none', ms / 1000);
 
-      const url = req.originalUrl;
+      const url = locals.loggedUrl ?? req.originalUrl;
       const queryAt = url.indexOf('?');
       if (quietPaths.has(queryAt === -1 ? url : url.slice(0, queryAt))) return;
       const error = locals.error;

@@ -26,6 +26,9 @@ export const noMetrics: UpstreamMetrics & TokenMetrics & AuthMetrics = {
   storeError: () => undefined,
 };
 
+/** What happens to linked users' Benji tokens (credentials/benji-links.ts). */
+export type LinkEvent = 'linked' | 'refreshed' | 'refresh_failed' | 'refresh_refused' | 'removed';
+
 /** Values read at scrape time, from the token manager's memory (no I/O). */
 export interface SessionGauges {
   accessExpiresAt(): number | undefined;
@@ -44,6 +47,7 @@ export interface Metrics extends UpstreamMetrics, TokenMetrics, AuthMetrics {
   /** One request served; the caller is a configured service name (bounded), never a user. */
   observeRequest(door: string, route: string, method: string, status: number, caller: string, seconds: number): void;
   redisError(source: string): void;
+  linkEvent(event: LinkEvent): void;
   watchSession(gauges: SessionGauges, now: () => number): void;
 }
 
@@ -92,6 +96,12 @@ export function createMetrics(): Metrics {
     labelNames: ['upstream', 'credential'] as const,
     registers: [registry],
   });
+  const linkEvents = new Counter({
+    name: 'broker_benji_link_events_total',
+    help: 'Linked users: links stored (linked), user tokens refreshed, refreshes failed or refused by Benji, links removed.',
+    labelNames: ['event'] as const,
+    registers: [registry],
+  });
   const redisErrors = new Counter({
     name: 'broker_redis_errors_total',
     help: 'Redis failures: lost connections and failed token-store calls.',
@@ -108,6 +118,7 @@ export function createMetrics(): Metrics {
     lockWait: (seconds, outcome) => lockWaits.observe({ outcome }, seconds),
     storeError: (action) => redisErrors.inc({ source: `store_${action.replace(/\s+/g, '_')}` }),
     redisError: (source) => redisErrors.inc({ source }),
+    linkEvent: (event) => linkEvents.inc({ event }),
     credentialRejected: (upstream, credential) => credentialRejections.inc({ upstream, credential }),
     userToken: (outcome) => userTokens.inc({ outcome }),
     watchSession(gauges, now) {

@@ -1,5 +1,7 @@
 import { hash } from 'node:crypto';
+import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
+import { AppError } from '../../errors.js';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { FrontendUser } from './frontend-auth.js';
 
@@ -60,4 +62,17 @@ export function connectRateLimit({ perMinute, redis, keyPrefix }: ConnectRateLim
     }
     return { allowed, limit: perMinute, remaining: result.remainingPoints, resetS: Math.max(1, Math.ceil(result.msBeforeNext / 1000)) };
   };
+}
+
+/**
+ * Counts one call of `user` and sets the `ratelimit-*` headers; throws `rate_limited` (with
+ * Retry-After) when they are over the limit. `what` names what is limited, for the detail.
+ */
+export async function enforceRateLimit(rateLimit: ConnectRateLimit, user: FrontendUser, req: Request, res: Response, what: string) {
+  const { allowed, limit, remaining, resetS } = await rateLimit(user, () => req.ip);
+  res.setHeader('ratelimit-limit', String(limit));
+  res.setHeader('ratelimit-remaining', String(remaining));
+  res.setHeader('ratelimit-reset', String(resetS));
+  if (!allowed)
+    throw new AppError('rate_limited', `At most ${limit} ${what} per minute; try again in ${resetS} s.`, { retryAfterS: resetS });
 }

@@ -3,7 +3,7 @@ import { AppError } from '../../errors.js';
 import type { BenjiClient } from '../../upstream/benji/benji-client.js';
 import { benjiModeNumbers, type BenjiMode } from '../../upstream/benji/benji-modes.js';
 import { connectTokenBodySchema, type ConnectTokenResponse } from './connect-token-schema.js';
-import type { ConnectRateLimit } from './connect-rate-limit.js';
+import { enforceRateLimit, type ConnectRateLimit } from './connect-rate-limit.js';
 import type { UserIdentifier } from './frontend-auth.js';
 import { hostedConnectUrls } from './hosted-connect-url.js';
 import { jsonObjectReader } from '../parse-body.js';
@@ -49,13 +49,7 @@ export function connectTokenRoute({ benji, policy, identifyUser, rateLimit }: Co
       throw new AppError('mode_not_allowed', `Mode ${body.mode} is not enabled for this partner; the enabled modes are ${allowedModes}.`);
     }
 
-    const { allowed, limit, remaining, resetS } = await rateLimit({ userId }, () => req.ip);
-    res.setHeader('ratelimit-limit', String(limit));
-    res.setHeader('ratelimit-remaining', String(remaining));
-    res.setHeader('ratelimit-reset', String(resetS));
-    if (!allowed) {
-      throw new AppError('rate_limited', `At most ${limit} connect tokens per minute; try again in ${resetS} s.`, { retryAfterS: resetS });
-    }
+    await enforceRateLimit(rateLimit, { userId }, req, res, 'connect tokens');
 
     const { token, connectUrl } = await benji.createConnectToken(
       {

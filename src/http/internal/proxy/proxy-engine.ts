@@ -4,6 +4,7 @@ import type { Pool } from 'undici';
 import type { Clock } from '../../../clock.js';
 import type { CallHeaders, Credential, OutgoingCall } from '../../../credentials/credential.js';
 import { AppError } from '../../../errors.js';
+import { userHash } from '../../../user-hash.js';
 import { Cancellation, transportError, type Upstream } from '../../../upstream/upstream-http.js';
 import { parseBody } from '../../parse-body.js';
 import type { ServiceIdentifier } from '../internal-auth.js';
@@ -30,8 +31,12 @@ export interface ProxyRoute {
   pool: Pool;
   /** The path prefixes services may reach (`/auth` never). */
   allow: readonly string[];
-  /** What authenticates each call: the engine asks it for headers, and tells it of a 401. */
-  credential: Credential;
+  /**
+   * What authenticates each call: the engine asks it for headers, and tells it of a 401. One
+   * credential for every call, or `perUser`: the path's first segment names a user
+   * (`{mountPath}/{userId}/{path}`), whose own credential authenticates the rest.
+   */
+  credential: Credential | { perUser: (userId: string) => Credential };
   identifyService: ServiceIdentifier;
   clock: Clock;
 }
@@ -47,8 +52,9 @@ export interface ProxyRoute {
  * path before proxyTarget could judge the raw one, which is the one that must be checked. The steps
  * are calls in one handler, not layers: every layer is paid for on every proxied call.
  */
-export function proxyRoute({ mountPath, upstream, pool, allow, credential, identifyService, clock }: ProxyRoute): RequestHandler {
-  const route = `${mountPath}/{path}`;
+export function proxyRoute({ mountPath, upstream, pool, allow, credential: source, identifyService, clock }: ProxyRoute): RequestHandler {
+  const perUser = 'perUser' in source ? source.perUser : undefined;
+  const route = perUser === undefined ? `${mountPath}/{path}` : `${mountPath}/{userId}/{path}`;
   const upstreamName = upstream.name === 'starship' ? 'Starship' : 'Benji';
 
   return async (req, res) => {
@@ -57,7 +63,16 @@ export function proxyRoute({ mountPath, upstream, pool, allow, credential, ident
     const { method } = req;
     if (!isForwarded(method))
       throw new AppError('method_not_allowed', `${method} is not forwarded to ${upstreamName}.`, { allow: proxiedMethods });
-    const target = proxyTarget(req.originalUrl, mountPath, allow);
+    let credential: Credential;
+    let pathFrom = mountPath;
+    if (perUser === undefined) credential = source as Credential;
+    else {
+      const user = userSegment(req.originalUrl, mountPath);
+      res.locals.loggedUrl = `${mountPath}/${userHash(user.userId).slice(0, 16)}${req.originalUrl.slice(mountPath.length + user.raw.length + 1)}`;
+      credential = perUser(user.userId);
+      pathFrom = `${mountPath}/${user.raw}`;
+    }
+    const target = proxyTarget(req.originalUrl, pathFrom, allow);
     const body = await bufferedBody(req, res);
     const headers = upstreamRequestHeaders(req.headers, req.id);
     // One per call: the upstream's deadline cancels it, and so do we if the service hangs up before
@@ -92,6 +107,23 @@ export function proxyRoute({ mountPath, upstream, pool, allow, credential, ident
       throw transportError(upstream.name, error);
     }
   };
+}
+
+/** `{mountPath}/{userId}/…`: the user id as the link was stored under (percent-decoded), and as sent. */
+function userSegment(originalUrl: string, mountPath: string): { userId: string; raw: string } {
+  const rest = originalUrl.slice(mountPath.length + 1);
+  const end = rest.search(/[/?]/);
+  const raw = end === -1 ? rest : rest.slice(0, end);
+  let userId: string;
+  try {
+    userId = decodeURIComponent(raw);
+  } catch {
+    throw new AppError('invalid_request', 'The user id in the path is not valid percent-encoding.');
+  }
+  if (!originalUrl.startsWith(`${mountPath}/`) || userId === '' || userId.length > 255 || /\p{Cc}/u.test(userId)) {
+    throw new AppError('invalid_request', `Call ${mountPath}/{userId}/{path}, with the user id the link was stored under.`);
+  }
+  return { userId, raw };
 }
 
 /** The request body, or undefined; most proxied calls are GETs without one, which skip the parser. */

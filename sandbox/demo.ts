@@ -51,6 +51,9 @@ Open ${webUrl} for the example web app: sign in as Alice or Bob, connect Benji, 
   # A Benji connect token, as a signed-in frontend gets it (here with Alice's JWT):
   curl -s -X POST ${publicUrl}/v1/benji/connect-token -H 'Authorization: Bearer ${aliceToken}' -H 'Content-Type: application/json' -d '{"mode":"transfer","amount":1000}'
 
+  # Whether Alice's Benji account is linked (Connect Benji in the web app links it; the broker keeps her Benji tokens):
+  curl -s ${publicUrl}/v1/benji/link -H 'Authorization: Bearer ${aliceToken}'
+
   # A Starship call through the internal door, with the broker's ${apiKeyMode ? 'signed API key' : 'managed token'}:
   curl -s ${internalUrl}/v1/starship/api/v1/products -H 'Authorization: Bearer ${internalKey}'
 

@@ -84,6 +84,8 @@ export async function startDemoWebApp(options: DemoWebAppOptions): Promise<DemoW
       res.writeHead(200, { 'content-type': page.type, ...pageHeaders(brokerUrl) });
       return void res.end(files.get(page.file));
     }
+    // Browsers ask for an icon on their own; the page has none.
+    if (path === '/favicon.ico') return void res.writeHead(204).end();
     if (req.method === 'GET' && path === '/config.json') {
       if (brokerUrl === undefined) return send(res, 503, { error: 'not_ready' });
       return send(res, 200, { brokerUrl }, { 'cache-control': 'no-store' });

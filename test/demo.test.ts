@@ -75,19 +75,11 @@ it('runs the whole product with no accounts, prints working curl lines, and stop
       .split('\n')
       .map((line) => line.trim())
       .filter((line) => line.startsWith('curl '));
-    expect(curls).toHaveLength(6);
+    expect(curls).toHaveLength(7);
+    const paths = ['/sign-in', '/v1/benji/connect-token', '/v1/benji/link', '/v1/starship/api/v1/products', '/v1/admin/starship/session'];
     const outputs = [];
-    for (const path of [
-      '/sign-in',
-      '/v1/benji/connect-token',
-      '/v1/starship/api/v1/products',
-      '/v1/admin/starship/session',
-      '/readyz',
-      '/metrics',
-    ]) {
-      outputs.push(await runCurl(curlFor(out, path)));
-    }
-    const [signIn, connect, products, session, ready, metrics] = outputs;
+    for (const path of [...paths, '/readyz', '/metrics']) outputs.push(await runCurl(curlFor(out, path)));
+    const [signIn, connect, link, products, session, ready, metrics] = outputs;
 
     // The example web app: its page opens, and its sign-in hands out user JWTs the broker accepts.
     const webUrl = /^Open (http:\/\/localhost:\d+) for the example web app/m.exec(out)?.[1];
@@ -109,6 +101,8 @@ it('runs the whole product with no accounts, prints working curl lines, and stop
     expect(hosted.status).toBe(200);
     // Issued by the fake, so its page offers to approve it.
     expect(await hosted.text()).toContain('<button id="approve"');
+    // Alice's link status, from the broker (the web app's Connect Benji would link her).
+    expect(link).toEqual({ status: '200', body: '{"linked":false}' });
     // Without a user token the public door refuses, as FRONTEND_AUTH=jwt does.
     const anonymous = await runCurl(curlFor(out, '/v1/benji/connect-token').replace(/-H 'Authorization: Bearer [^']+' /, ''));
     expect(anonymous.status).toBe('401');

@@ -83,8 +83,10 @@ describe('the broker process', () => {
     const starship = await startFakeStarship({ username: starshipUsername, password: starshipPassword });
     const broker = await startBrokerProcess({ ...baseEnv, BENJI_BASE_URL: benji.url, STARSHIP_BASE_URL: starship.url });
     try {
+      // The internal door's /v1/benji/* is the Benji proxy, which wants a service key.
       const onInternal = await askConnectToken(broker.internalPort);
-      expect(onInternal.status).toBe(404);
+      expect(onInternal.status).toBe(401);
+      expect((await fetch(`http://127.0.0.1:${broker.publicPort}/v1/starship/api/v1/products`)).status).toBe(404);
       for (const port of [broker.publicPort, broker.internalPort]) {
         expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
         expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
@@ -103,7 +105,7 @@ describe('the broker process', () => {
     try {
       for (let i = 0; i < 200 && starship.stats.logins === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
       expect(starship.stats.logins).toBe(1);
-      expect(up.stdout()).toContain('REDIS_URL unset: Starship tokens live in process memory');
+      expect(up.stdout()).toContain('REDIS_URL unset: Starship tokens and linked users’ Benji tokens live in process memory');
       expect((await fetch(`http://127.0.0.1:${down.internalPort}/healthz`)).status).toBe(200);
     } finally {
       up.child.kill('SIGTERM');

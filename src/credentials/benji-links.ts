@@ -88,6 +88,8 @@ type StoredLink = z.output<typeof storedLinkSchema>;
 /** A token younger than this, max(30 s, 1 % of its lifetime), is not renewed because of a 401. */
 const minRejectAgeMs = 30_000;
 const dayMs = 86_400_000;
+/** How long a call waits for the store's first connection (Redis connect timeout); at once after that. */
+const firstConnectionWaitMs = 2_000;
 
 export function createBenjiLinks(options: BenjiLinksOptions): BenjiLinks {
   const { auth, store, clock, logger, refreshBeforeS } = options;
@@ -101,6 +103,8 @@ export function createBenjiLinks(options: BenjiLinksOptions): BenjiLinks {
 
   async function read(user: string): Promise<StoredLink | undefined> {
     try {
+      // A replica still making its first connection is not one whose store is down.
+      await store.firstConnection(firstConnectionWaitMs);
       return parseStored(storedLinkSchema, await store.getSecret(names(user).link));
     } catch (error) {
       throw storeUnavailable(error);
@@ -117,6 +121,7 @@ export function createBenjiLinks(options: BenjiLinksOptions): BenjiLinks {
 
   /** Runs `work` holding the user's lock (rule 2); `done` (while waiting) says the work is no longer needed. */
   async function locked(user: string, work: () => Promise<void>, done?: () => Promise<boolean>): Promise<void> {
+    await store.firstConnection(firstConnectionWaitMs);
     const wait = await lock.acquire(names(user).lock, done).catch((error: unknown) => {
       throw storeUnavailable(error);
     });

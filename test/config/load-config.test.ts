@@ -35,6 +35,26 @@ function problems(env: Record<string, string | undefined>, files: Record<string,
 }
 
 describe('loadConfig', () => {
+  it('reads the Benji link and partner-proxy variables, and keeps Benji’s /auth closed', () => {
+    const config = ok({
+      ...required,
+      BENJI_AUTH_BASE_URL: 'https://authservice.withbenji.com/',
+      BENJI_PROXY_ALLOW: '/users/, /partnerships/49/triggers',
+      BENJI_USER_REFRESH_BEFORE_S: '3600',
+      BENJI_LINK_TTL_DAYS: '30',
+    });
+    expect(config.benji).toMatchObject({
+      authBaseUrl: 'https://authservice.withbenji.com',
+      proxyAllow: ['/users/', '/partnerships/49/triggers'],
+      links: { refreshBeforeS: 3600, ttlDays: 30 },
+    });
+    expect(problems({ ...required, BENJI_PROXY_ALLOW: '/users/,/auth/connect' })).toEqual([
+      'BENJI_PROXY_ALLOW: entry 2: must not open /auth or the whole API',
+    ]);
+    expect(problems({ ...required, BENJI_LINK_TTL_DAYS: '0' })).toEqual(['BENJI_LINK_TTL_DAYS: must be at least 1']);
+    expect(problems({ ...required, BENJI_AUTH_BASE_URL: 'ftp://x' })).toEqual(['BENJI_AUTH_BASE_URL: must be an http(s) URL']);
+  });
+
   it('applies the documented defaults', () => {
     const config = ok(required);
     expect(config.http).toEqual({
@@ -52,9 +72,12 @@ describe('loadConfig', () => {
     });
     expect(config.benji).toEqual({
       baseUrl: 'https://api-staging.withbenji.com',
+      authBaseUrl: 'https://authservice-staging.withbenji.com',
       apiKey: 'key-123',
       partnershipId: '49',
       timeoutMs: 10_000,
+      proxyAllow: ['/users/', '/transactions/', '/partnerships/'],
+      links: { refreshBeforeS: 86_400, ttlDays: 180 },
       connectPolicy: { displayName: undefined, allowedModes: ['connect', 'transfer', 'redeem'], maxTransferAmount: undefined },
     });
     expect(config.frontendAuth).toEqual({

@@ -2,7 +2,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FakeBenji } from '../../sandbox/fake-benji.js';
 import { startFakeBenji } from '../support/fakes.js';
-import { benjiApiKey, buildBroker, type TestBroker } from '../support/broker.js';
+import { benjiApiKey, buildBroker, serviceKeys, type TestBroker } from '../support/broker.js';
 import { signUserToken } from '../support/jwt.js';
 import { readPackageVersion } from '../../src/package-version.js';
 
@@ -48,12 +48,23 @@ describe('both doors', () => {
   });
 
   it('keep each door’s routes to its own port', async () => {
+    // On the internal door /v1/benji/* is the Benji proxy's: a user token is no service key, and
+    // with one the path is outside BENJI_PROXY_ALLOW. Benji's /auth is never reached from there.
     const token = await signUserToken({ sub: 'u' });
-    const res = await request(subject.broker.internalApp)
+    const asUser = await request(subject.broker.internalApp)
       .post('/v1/benji/connect-token')
       .set('authorization', `Bearer ${token}`)
       .send({ mode: 1 });
-    expect(res.status).toBe(404);
+    expect(asUser.status).toBe(401);
+    const asService = await request(subject.broker.internalApp)
+      .post('/v1/benji/connect-token')
+      .set('authorization', `Bearer ${serviceKeys.orders}`)
+      .send({ mode: 1 });
+    expect(asService.status).toBe(403);
+    const starshipOnPublic = await request(subject.broker.publicApp)
+      .get('/v1/starship/api/v1/products')
+      .set('authorization', `Bearer ${serviceKeys.orders}`);
+    expect(starshipOnPublic.status).toBe(404);
     expect(benji.requests).toHaveLength(0);
   });
 

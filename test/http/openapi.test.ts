@@ -3,6 +3,8 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { renewBody, sessionStatusBody } from '../../src/http/internal/admin-routes.js';
+import { linkDetailsBody } from '../../src/http/internal/benji-links-route.js';
+import { exchangeBody, linkStatusBody } from '../../src/http/public/benji-link-schema.js';
 import { connectTokenBody, connectTokenResponse } from '../../src/http/public/connect-token-schema.js';
 import { problemBody } from '../../src/http/problem.js';
 import { buildBroker, type TestBroker } from '../support/broker.js';
@@ -36,7 +38,8 @@ function routesOf(app: Express): string[] {
     for (const layer of stack) {
       if (layer.route !== undefined) {
         // `_all` is methodNotAllowed: the 405 for the methods a path does not take, not an operation.
-        for (const method of Object.keys(layer.route.methods)) if (method !== '_all') found.add(`${method} ${layer.route.path}`);
+        const path = layer.route.path.replace(/:(\w+)/g, '{$1}');
+        for (const method of Object.keys(layer.route.methods)) if (method !== '_all') found.add(`${method} ${path}`);
       } else if (layer.handle.stack !== undefined) {
         walk(layer.handle.stack);
       } else if (layer.rawPath !== undefined && layer.rawPath !== '/') {
@@ -48,9 +51,10 @@ function routesOf(app: Express): string[] {
   return [...found].sort();
 }
 
+/** A mounted handler's own parameters (the user of /v1/benji-users) are inside its `{path}` for routesOf. */
 const documented = (doc: Document) =>
   Object.entries(doc.paths)
-    .flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method} ${path}`))
+    .flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method} ${path.replace('/{userId}/{path}', '/{path}')}`))
     .sort();
 
 async function fetchDocument(app: Express): Promise<Document> {
@@ -62,6 +66,9 @@ async function fetchDocument(app: Express): Promise<Document> {
 /** The zod schema each documented example must satisfy. */
 const schemas: Record<string, { request?: z.ZodType; responses: Record<string, z.ZodType> }> = {
   'post /v1/benji/connect-token': { request: connectTokenBody, responses: { '200': connectTokenResponse } },
+  'post /v1/benji/exchange': { request: exchangeBody, responses: { '200': linkStatusBody } },
+  'get /v1/benji/link': { responses: { '200': linkStatusBody } },
+  'get /v1/benji/links/{userId}': { responses: { '200': linkDetailsBody } },
   'get /v1/admin/starship/session': { responses: { '200': sessionStatusBody } },
   'post /v1/admin/starship/session/renew': { request: renewBody, responses: { '200': sessionStatusBody } },
 };

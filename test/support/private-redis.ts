@@ -44,7 +44,8 @@ export async function startPrivateRedis({ password }: { password?: string } = {}
   }
 
   async function stop(): Promise<void> {
-    if (child === undefined || child.exitCode !== null) return;
+    // Killed by a signal, a process has a signalCode and no exitCode: stopping it again must not wait.
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, 'exit');
     child.kill('SIGKILL');
     await exited;

@@ -1,5 +1,6 @@
 import { components, content, json, named, otherMethods, probes, problem } from '../openapi.js';
 import { renewBody, sessionStatusBody } from './admin-routes.js';
+import { linkDetailsBody } from './benji-links-route.js';
 
 /** The internal door's OpenAPI description (served as /openapi.json). */
 
@@ -34,18 +35,97 @@ export function internalOpenApi(): object {
       '504': problem('upstream_timeout'),
     },
   };
+  const benjiProxy = (asUser: boolean) => ({
+    summary: asUser ? 'Call Benji as a linked user, with their access token' : 'Call Benji’s partner API with the partner key',
+    description: `Forwarded to {BENJI_BASE_URL}/{path}?{query} with x-api-key: ${asUser ? 'the user’s Benji access token (refreshed by the broker; on a 401 renewed and replayed once)' : 'the partner key'}, when the path starts with a prefix of BENJI_PROXY_ALLOW (/auth never). Benji’s own statuses pass through. The same methods, header hygiene, streaming and deadline (BENJI_TIMEOUT_MS) as the Starship proxy.`,
+    security: service,
+    parameters: [
+      ...(asUser
+        ? [
+            {
+              name: 'userId',
+              in: 'path',
+              required: true,
+              description: 'The frontend user id the link was stored under (the verified FRONTEND_USER_CLAIM), percent-encoded',
+              schema: { type: 'string' },
+            },
+          ]
+        : []),
+      { name: 'path', in: 'path', required: true, description: 'Benji path, e.g. users/123', schema: { type: 'string' } },
+    ],
+    responses: {
+      default: { description: 'Benji’s answer, streamed' },
+      ...(asUser && { '400': problem('invalid_request: the user id is not valid') }),
+      ...denied,
+      ...(asUser && { '404': problem('not_linked: the user has no link, or Benji refused to refresh it (connect again)') }),
+      '413': problem('payload_too_large: body over 1 MiB'),
+      '502': problem('upstream_error'),
+      '503': problem(asUser ? 'store_unavailable or upstream_throttled, with Retry-After' : 'upstream_throttled, with Retry-After'),
+      '504': problem('upstream_timeout'),
+    },
+  });
+  const partnerProxy = benjiProxy(false);
+  const userProxy = benjiProxy(true);
   return {
     openapi: '3.1.0',
     info: {
       title: 'Token broker — internal door',
       version: '1',
-      description: `Starship Rewards for internal services; operations. ${otherMethods}`,
+      description: `Starship Rewards and Benji for internal services; operations. ${otherMethods}`,
     },
     components: components({ serviceKey: { type: 'http', scheme: 'bearer', description: 'A key from INTERNAL_API_KEYS' } }),
     paths: {
       ...probes,
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'Text exposition format' } } } },
       '/v1/starship/{path}': { get: proxy, head: proxy, post: proxy, put: proxy, patch: proxy, delete: proxy },
+      '/v1/benji/{path}': {
+        get: partnerProxy,
+        head: partnerProxy,
+        post: partnerProxy,
+        put: partnerProxy,
+        patch: partnerProxy,
+        delete: partnerProxy,
+      },
+      '/v1/benji-users/{userId}/{path}': {
+        get: userProxy,
+        head: userProxy,
+        post: userProxy,
+        put: userProxy,
+        patch: userProxy,
+        delete: userProxy,
+      },
+      '/v1/benji/links/{userId}': {
+        get: {
+          summary: 'A user’s Benji link: the Benji user and merchant ids, e.g. for triggers (never a token)',
+          security: service,
+          parameters: [
+            {
+              name: 'userId',
+              in: 'path',
+              required: true,
+              description: 'The frontend user id the link was stored under',
+              schema: { type: 'string' },
+            },
+          ],
+          responses: {
+            '200': {
+              description: 'The link, or {"linked":false}',
+              content: content(linkDetailsBody, {
+                linked: {
+                  linked: true,
+                  benjiUserId: '1001',
+                  merchantId: '77',
+                  linkedAt: '2026-12-02T09:30:00.000Z',
+                  accessExpiresAt: '2027-03-02T09:30:00.000Z',
+                },
+                notLinked: { linked: false },
+              }),
+            },
+            ...denied,
+            '503': problem('store_unavailable, with Retry-After'),
+          },
+        },
+      },
       '/v1/admin/starship/session': {
         get: {
           summary: 'The shared Starship session (never a token)',

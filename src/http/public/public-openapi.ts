@@ -1,4 +1,5 @@
 import { components, content, json, named, otherMethods, probes, problem, retryAfter } from '../openapi.js';
+import { exchangeBody, linkExamples, linkStatusBody } from './benji-link-schema.js';
 import { connectTokenBody, connectTokenResponse } from './connect-token-schema.js';
 
 /** The public door's OpenAPI description (served as /openapi.json). */
@@ -65,6 +66,59 @@ export function publicOpenApi(): object {
             '502': problem('upstream_error', rateLimitHeaders),
             '503': problem('upstream_throttled (with Retry-After) or auth_unavailable'),
             '504': problem('upstream_timeout', rateLimitHeaders),
+          },
+        },
+      },
+      '/v1/benji/exchange': {
+        post: {
+          summary: 'Link the signed-in user’s Benji account: exchange the token Benji’s SDK handed over',
+          description:
+            'After Benji Connect, the SDK’s onSuccess hands the frontend a short-lived exchange token; the broker exchanges it with the partner key and keeps the user’s Benji tokens (encrypted, server-side). The answer never holds a Benji token. A new exchange replaces the user’s link. Counts towards the connect-token rate limit (one budget per user). Not served with FRONTEND_AUTH=none (404).',
+          security: [{ userJwt: [] }],
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: json(exchangeBody, 'input'), examples: named({ exchange: linkExamples.exchange }) } },
+          },
+          responses: {
+            '200': {
+              description: 'Linked (Cache-Control: no-store)',
+              headers: rateLimitHeaders,
+              content: content(linkStatusBody, { linked: linkExamples.linked }),
+            },
+            '400': problem('invalid_exchange_token: Benji refused it (invalid, expired or spent); invalid_request: the body'),
+            '401': problem('unauthenticated: missing, invalid or expired user token'),
+            '413': problem('payload_too_large: body over 16 KB'),
+            '415': problem('unsupported_media_type: body not application/json, or in a charset other than UTF-8'),
+            '429': problem('rate_limited', { ...retryAfter, ...rateLimitHeaders }),
+            '502': problem('upstream_error'),
+            '503': problem('store_unavailable (Redis), upstream_throttled or auth_unavailable, with Retry-After where known'),
+            '504': problem('upstream_timeout'),
+          },
+        },
+      },
+      '/v1/benji/link': {
+        get: {
+          summary: 'Whether the signed-in user has linked a Benji account (never a token)',
+          description: 'Not served with FRONTEND_AUTH=none (404).',
+          security: [{ userJwt: [] }],
+          responses: {
+            '200': {
+              description: 'The link, or {"linked":false} (Cache-Control: no-store)',
+              content: content(linkStatusBody, { linked: linkExamples.linked, notLinked: linkExamples.notLinked }),
+            },
+            '401': problem('unauthenticated'),
+            '503': problem('store_unavailable, with Retry-After; or auth_unavailable'),
+          },
+        },
+        delete: {
+          summary: 'Unlink: the broker forgets the user’s Benji tokens',
+          description:
+            'Idempotent. Once it has answered, no replica sends the user’s Benji token again. Not served with FRONTEND_AUTH=none (404).',
+          security: [{ userJwt: [] }],
+          responses: {
+            '204': { description: 'Not linked (any more)' },
+            '401': problem('unauthenticated'),
+            '503': problem('store_unavailable, with Retry-After; or auth_unavailable'),
           },
         },
       },

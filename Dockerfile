@@ -19,8 +19,10 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist-sandbox ./dist-sandbox
+# The example web app's page: plain files that tsc does not copy, found beside the compiled server.
+COPY --from=build /app/sandbox/web ./dist-sandbox/sandbox/web
 USER node
-EXPOSE 8080 8081 8082
+EXPOSE 8080 8081 8082 8083
 CMD ["node","dist-sandbox/sandbox/demo.js"]
 
 FROM node:26-bookworm-slim

@@ -15,6 +15,11 @@ export default tseslint.config(
     },
   },
   {
+    // The demo's example web app runs in a browser, as an ES module.
+    files: ['sandbox/web/**/*.js'],
+    languageOptions: { globals: globals.browser, sourceType: 'module' },
+  },
+  {
     // Only the process entry point and scripts may print to the console.
     files: ['src/main.ts', 'sandbox/demo.ts', 'src/require-node.ts', 'scripts/**', 'bench/**'],
     rules: { 'no-console': 'off' },

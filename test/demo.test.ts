@@ -25,7 +25,7 @@ afterEach(() => {
 function startDemo(file: string, args: string[], env: Record<string, string>) {
   const child = spawn(file, args, {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? root, PORT: '0', INTERNAL_PORT: '0', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? root, PORT: '0', INTERNAL_PORT: '0', DEMO_WEB_PORT: '0', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
   });
@@ -37,9 +37,25 @@ function startDemo(file: string, args: string[], env: Record<string, string>) {
   return { child, output: () => out, exited, ready: () => until(() => out.includes('Press Ctrl-C'), 'the demo banner', 30_000) };
 }
 
-/** The ports the banner's curl lines name. */
+/** The ports the banner names: the broker's two doors and the web app. */
 function bannerPorts(output: string): number[] {
-  return [...new Set([...output.matchAll(/http:\/\/localhost:(\d+)\//g)].map((m) => Number(m[1])))];
+  return [...new Set([...output.matchAll(/http:\/\/localhost:(\d+)\b/g)].map((m) => Number(m[1])))];
+}
+
+/** The banner's curl line that names `path`. */
+function curlFor(output: string, path: string): string {
+  const line = output
+    .split('\n')
+    .map((text) => text.trim())
+    .find((text) => text.startsWith('curl ') && text.includes(path));
+  expect(line, path).toBeDefined();
+  return line ?? '';
+}
+
+/** Runs a banner curl line: its status and body. */
+async function runCurl(line: string): Promise<{ status: string | undefined; body: string }> {
+  const lines = (await run('bash', ['-c', `${line} -w '\\n%{http_code}'`])).stdout.trimEnd().split('\n');
+  return { status: lines.pop(), body: lines.join('\n') };
 }
 
 /** Runs the demo as `npm run demo` does and uses it the way its banner tells a person to. */
@@ -54,18 +70,28 @@ it('runs the whole product with no accounts, prints working curl lines, and stop
     await demo.ready();
     const out = demo.output();
 
+    // Every curl line the banner prints works; each is run below.
     const curls = out
       .split('\n')
       .map((line) => line.trim())
       .filter((line) => line.startsWith('curl '));
-    expect(curls.length).toBeGreaterThanOrEqual(4);
+    expect(curls).toHaveLength(7);
+    const paths = ['/sign-in', '/v1/benji/connect-token', '/v1/benji/link', '/v1/starship/api/v1/products', '/v1/admin/starship/session'];
     const outputs = [];
-    for (const line of curls) outputs.push((await run('bash', ['-c', `${line} -w '\\n%{http_code}'`])).stdout);
-    const [connect, products, session, ready, metrics] = outputs.map((text) => {
-      const lines = text.trimEnd().split('\n');
-      return { status: lines.pop(), body: lines.join('\n') };
-    });
+    for (const path of [...paths, '/readyz', '/metrics']) outputs.push(await runCurl(curlFor(out, path)));
+    const [signIn, connect, link, products, session, ready, metrics] = outputs;
 
+    // The example web app: its page opens, and its sign-in hands out user JWTs the broker accepts.
+    const webUrl = /^Open (http:\/\/localhost:\d+) for the example web app/m.exec(out)?.[1];
+    expect(webUrl).toBeDefined();
+    const page = await fetch(`${webUrl}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<script type="module" src="/app.js"></script>');
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(signIn?.status).toBe('200');
+    expect(JSON.parse(signIn?.body ?? '')).toEqual({ token: expect.stringMatching(/^ey[\w-]+\.[\w-]+\.[\w-]+$/) });
+
+    // The connect-token line carries Alice's JWT, checked against the web app's JWKS.
     expect(connect?.status).toBe('200');
     const issued = JSON.parse(connect?.body ?? '') as { hostedUrl: string };
     expect(issued).toMatchObject({ token: expect.any(String), mode: 'transfer', hostedUrl: expect.stringContaining('connect_token=') });
@@ -73,7 +99,13 @@ it('runs the whole product with no accounts, prints working curl lines, and stop
     expect(issued.hostedUrl.startsWith(`${publicBenji}/hosted/connect?`)).toBe(true);
     const hosted = await fetch(issued.hostedUrl);
     expect(hosted.status).toBe(200);
-    expect(await hosted.text()).toContain('Benji Connect (sandbox)');
+    // Issued by the fake, so its page offers to approve it.
+    expect(await hosted.text()).toContain('<button id="approve"');
+    // Alice's link status, from the broker (the web app's Connect Benji would link her).
+    expect(link).toEqual({ status: '200', body: '{"linked":false}' });
+    // Without a user token the public door refuses, as FRONTEND_AUTH=jwt does.
+    const anonymous = await runCurl(curlFor(out, '/v1/benji/connect-token').replace(/-H 'Authorization: Bearer [^']+' /, ''));
+    expect(anonymous.status).toBe('401');
 
     expect(products?.status).toBe('200');
     expect(JSON.parse(products?.body ?? '')).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'Gift card' })]));
@@ -93,9 +125,13 @@ it('runs the whole product with no accounts, prints working curl lines, and stop
 it('`npm run demo` stops when SIGINT is sent to the npm process alone: ports freed, process tree gone', async () => {
   const demo = startDemo('npm', ['run', 'demo'], {});
   await demo.ready();
+  // The broker's two doors and the web app.
   const ports = bannerPorts(demo.output());
-  expect(ports).toHaveLength(2);
-  for (const port of ports) expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+  expect(ports).toHaveLength(3);
+  const webPort = Number(/^Open http:\/\/localhost:(\d+) /m.exec(demo.output())?.[1]);
+  for (const port of ports) {
+    expect((await fetch(`http://127.0.0.1:${port}${port === webPort ? '/' : '/healthz'}`)).status, String(port)).toBe(200);
+  }
 
   process.kill(demo.child.pid ?? 0, 'SIGINT'); // npm's pid only, not its process group
   expect(await demo.exited).toEqual([0, null]);

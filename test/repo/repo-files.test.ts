@@ -157,10 +157,17 @@ describe('container files', () => {
     expect(sandbox?.depends_on?.redis?.condition).toBe('service_healthy');
     expect(sandbox?.env_file).toBeUndefined();
     expect(sandbox?.environment).toMatchObject({ HOST: '0.0.0.0', REDIS_URL: 'redis://redis:6379', PORT: '8080', INTERNAL_PORT: '8081' });
-    // The fake Benji's hosted-connect page: a fixed port, published on the host's loopback, and the URL the host opens.
-    const { SANDBOX_HOST, SANDBOX_BENJI_PORT, SANDBOX_BENJI_PUBLIC_URL } = sandbox?.environment ?? {};
+    // The example web app and the fake Benji's hosted-connect page: fixed ports, published on the
+    // host's loopback, and the URL the host opens Benji's page at.
+    const { SANDBOX_HOST, DEMO_WEB_PORT, SANDBOX_BENJI_PORT, SANDBOX_BENJI_PUBLIC_URL } = sandbox?.environment ?? {};
     expect(SANDBOX_HOST).toBe('0.0.0.0');
-    expect(sandbox?.ports).toEqual(['8080:8080', '127.0.0.1:8081:8081', `127.0.0.1:${SANDBOX_BENJI_PORT}:${SANDBOX_BENJI_PORT}`]);
+    expect(DEMO_WEB_PORT).toBe('8082');
+    expect(sandbox?.ports).toEqual([
+      '8080:8080',
+      '127.0.0.1:8081:8081',
+      `127.0.0.1:${DEMO_WEB_PORT}:${DEMO_WEB_PORT}`,
+      `127.0.0.1:${SANDBOX_BENJI_PORT}:${SANDBOX_BENJI_PORT}`,
+    ]);
     expect(SANDBOX_BENJI_PUBLIC_URL).toBe(`http://localhost:${SANDBOX_BENJI_PORT}`);
 
     // Published ports follow PORT and INTERNAL_PORT, and the containers listen on the same ones.

@@ -30,6 +30,9 @@ import { createRedisClient } from './redis.js';
 import { createBenjiAuth } from './upstream/benji/benji-auth.js';
 import { createBenjiClient } from './upstream/benji/benji-client.js';
 import { createUpstream, createUpstreamPool } from './upstream/upstream-http.js';
+import { createDeliveryWorker, type DeliveryTimings } from './webhooks/delivery-worker.js';
+import { createMemoryWebhookQueue } from './webhooks/memory-webhook-queue.js';
+import { createRedisWebhookQueue } from './webhooks/redis-webhook-queue.js';
 
 /** What the broker needs besides its config, from its entry point (main.ts, the demo, a test). */
 export interface BrokerOptions extends BrokerOverrides {
@@ -44,6 +47,8 @@ export interface BrokerOverrides {
   clock?: Clock;
   /** Jitter source for renewal backoff. */
   random?: () => number;
+  /** Shorter waits for the webhook delivery worker (claim time, backoff), so tests need not wait minutes. */
+  deliveryTimings?: Partial<DeliveryTimings>;
 }
 
 export interface Broker {
@@ -57,7 +62,7 @@ export interface Broker {
   readonly session: StarshipSession | undefined;
   /** The shared Redis connection, when configured (readiness and tests look at its state). */
   readonly redis: Redis | undefined;
-  /** Tries the Starship login once (after listening); never throws. */
+  /** After listening: tries the Starship login once and starts delivering webhooks; never throws. */
   warmUp(): Promise<void>;
   /** Readiness turns 503 so load balancers stop sending; in-flight requests carry on. */
   beginShutdown(): void;
@@ -136,11 +141,29 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     random: overrides.random,
   });
 
+  const webhookQueue = createWebhookQueue(config, redis, clock, logger);
+  const { forward } = config.webhooks;
+  const deliveryWorker =
+    forward === undefined
+      ? undefined
+      : createDeliveryWorker({
+          queue: webhookQueue.queue,
+          url: forward.url,
+          secret: forward.secret,
+          maxAttempts: config.webhooks.maxAttempts,
+          clock,
+          logger,
+          metrics,
+          ...(overrides.random !== undefined && { random: overrides.random }),
+          ...(overrides.deliveryTimings !== undefined && { timings: overrides.deliveryTimings }),
+        });
+
   if (config.frontendAuth.mode === 'none') {
     logger.warn('FRONTEND_AUTH=none: connect tokens are issued to anonymous callers, without a user id');
   }
 
   let shuttingDown = false;
+  let stoppingWorker: Promise<void> | undefined;
   const readiness = (door: Door) =>
     readinessOf(door, {
       redis: () => (redis === undefined ? 'disabled' : redis.status === 'ready' ? 'ok' : 'down'),
@@ -164,6 +187,13 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     },
     // Links belong to verified users: without user auth there are none.
     benjiLinks: config.frontendAuth.mode === 'jwt' ? { links: benjiLinks, identifyUser, rateLimit } : undefined,
+    webhooks: {
+      queue: webhookQueue.queue,
+      secrets: config.webhooks.secrets,
+      toleranceS: config.webhooks.toleranceS,
+      clock,
+      metrics,
+    },
   });
   const identifyService = serviceIdentifier(config.internalAuth.keys);
   const internalApp = createInternalApp({
@@ -200,6 +230,11 @@ export function createBroker(config: Config, { version, logDestination, ...overr
       },
     ],
     benjiLinks: { links: benjiLinks, authorize: internalAuth(identifyService) },
+    webhookAdmin: {
+      queue: webhookQueue.queue,
+      clock,
+      authorize: [internalAuth(identifyService), requireAdmin(config.internalAuth.adminCallers)],
+    },
     admin: {
       session: starshipCredential.session,
       authorize: [internalAuth(identifyService), requireAdmin(config.internalAuth.adminCallers)],
@@ -214,16 +249,42 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     metrics,
     session: starshipCredential.session,
     redis,
-    warmUp: () => starshipCredential.warmUp(),
+    async warmUp() {
+      deliveryWorker?.start();
+      await starshipCredential.warmUp();
+    },
     beginShutdown() {
       shuttingDown = true;
+      // No new deliveries; the one in flight finishes before close() lets Redis go.
+      stoppingWorker = deliveryWorker?.stop();
     },
     async close() {
+      await (stoppingWorker ?? deliveryWorker?.stop());
+      webhookQueue.close();
       // Once the listeners have drained: whatever is still open upstream has no caller left.
       const pools = [benjiPool, benjiProxyPool, benjiAuthPool, starshipProxyPool, starshipAuthPool];
       await Promise.all(pools.map((pool) => pool.destroy()));
       if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());
     },
+  };
+}
+
+/**
+ * Received webhooks: a Redis Stream when Redis is configured (the worker reads it on a connection of
+ * its own, since its reads block), else memory for one replica, with a warning.
+ */
+function createWebhookQueue(config: Config, redis: Redis | undefined, clock: Clock, logger: Logger) {
+  const maxLen = config.webhooks.streamMaxLen;
+  const receiving = config.webhooks.secrets.benji.length > 0 || config.webhooks.secrets.starship.length > 0;
+  if (redis === undefined || config.redis === undefined) {
+    if (receiving) logger.warn('REDIS_URL unset: received webhooks are kept in process memory and lost on restart; run one replica only');
+    return { queue: createMemoryWebhookQueue({ clock, maxLen }), close: () => undefined };
+  }
+  const workerRedis =
+    config.webhooks.forward === undefined ? undefined : createRedisClient(config.redis.url, logger, () => undefined, { blocking: true });
+  return {
+    queue: createRedisWebhookQueue({ redis, workerRedis, keyPrefix: config.redis.keyPrefix, maxLen }),
+    close: () => workerRedis?.disconnect(),
   };
 }
 
@@ -249,6 +310,9 @@ function configuredSecrets(config: Config): string[] {
   else secrets.push(auth.apiKey, auth.apiSecret, ...(auth.signingSecret === undefined ? [] : [auth.signingSecret]));
   if (config.frontendAuth.mode === 'jwt' && config.frontendAuth.secret !== undefined) secrets.push(config.frontendAuth.secret);
   for (const { key } of config.internalAuth.keys) secrets.push(key);
+  secrets.push(...config.webhooks.secrets.benji, ...config.webhooks.secrets.starship);
+  const forwardSecret = config.webhooks.forward?.secret;
+  if (forwardSecret !== undefined) secrets.push(`whsec_${forwardSecret.toString('base64')}`, forwardSecret.toString('base64'));
   const encryptionKey = config.redis?.encryptionKey;
   if (encryptionKey !== undefined) {
     // The variable may have been written padded or not, in base64 or base64url.

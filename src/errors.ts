@@ -6,6 +6,7 @@ export const errorCatalog = {
   invalid_request: { status: 400, title: 'Invalid request' },
   invalid_exchange_token: { status: 400, title: 'Invalid exchange token' },
   unauthenticated: { status: 401, title: 'Unauthenticated' },
+  invalid_signature: { status: 401, title: 'Invalid signature' },
   forbidden: { status: 403, title: 'Forbidden' },
   mode_not_allowed: { status: 403, title: 'Mode not allowed' },
   not_found: { status: 404, title: 'Not found' },

@@ -2,17 +2,23 @@ import { Redis } from 'ioredis';
 import type { Logger } from './observability/logger.js';
 
 /**
- * One Redis connection shared by the whole broker. It fails fast instead of queueing: with Redis
+ * One Redis connection shared by the whole broker (and, with `blocking`, one for a worker whose reads block). It fails fast instead of queueing: with Redis
  * down, commands reject at once (no offline queue, short timeouts) and callers fall back to what
  * they hold in memory, so no request ever waits behind a dead Redis.
  */
-export function createRedisClient(url: string, logger: Logger, onError: () => void = () => undefined): Redis {
+export function createRedisClient(
+  url: string,
+  logger: Logger,
+  onError: () => void = () => undefined,
+  { blocking = false }: { blocking?: boolean } = {},
+): Redis {
   const redis = new Redis(url, {
     enableOfflineQueue: false,
     // Commands issued in the same tick (a burst of rate-limit checks) go out in one write.
-    enableAutoPipelining: true,
+    enableAutoPipelining: !blocking,
     maxRetriesPerRequest: 0,
-    commandTimeout: 500,
+    // A blocking read (the webhook worker's XREADGROUP BLOCK) waits longer than any command should.
+    commandTimeout: blocking ? 5_000 : 500,
     connectTimeout: 2_000,
     retryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 2_000),
     lazyConnect: false,
@@ -29,4 +35,30 @@ export function createRedisClient(url: string, logger: Logger, onError: () => vo
     healthy = false;
   });
   return redis;
+}
+
+const firstReadiness = new WeakMap<Redis, Promise<void>>();
+
+/**
+ * Resolves once `redis` has connected for the first time, or after `timeoutMs`; at once after that.
+ * Until the first connection a failing command means "still connecting", not "Redis is down".
+ */
+export function firstConnection(redis: Redis, timeoutMs: number): Promise<void> {
+  let wait = firstReadiness.get(redis);
+  if (wait === undefined) {
+    wait =
+      redis.status === 'ready'
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            const done = () => {
+              clearTimeout(timer);
+              redis.off('ready', done);
+              resolve();
+            };
+            const timer = setTimeout(done, timeoutMs);
+            redis.once('ready', done);
+          });
+    firstReadiness.set(redis, wait);
+  }
+  return wait;
 }

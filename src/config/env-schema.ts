@@ -123,6 +123,16 @@ const proxyAllow = list.pipe(
     .min(1, 'must name at least one prefix'),
 );
 
+/** Up to two, comma-separated: the current one and, during a rotation, the one before. */
+const webhookSecrets = list
+  .pipe(
+    z
+      .array(z.string().min(16, 'each secret must be at least 16 characters'))
+      .min(1, 'must name a secret')
+      .max(2, 'at most two (the current one and, during a rotation, the previous one)'),
+  )
+  .optional();
+
 /** Node resolves a host name only when it listens; an address is checked now, by name. */
 const listenHost = z
   .string()
@@ -194,6 +204,20 @@ export const envSchema = z.object({
   STARSHIP_REFRESH_BEFORE_S: int(0, 86_400).default(300),
   STARSHIP_PROXY_ALLOW: proxyAllow.default(['/api/v1/', '/status']),
   INTERNAL_API_KEYS: list.pipe(z.array(callerKey).min(1, 'must name at least one caller:key')),
+
+  BENJI_WEBHOOK_SALT: webhookSecrets,
+  STARSHIP_WEBHOOK_SECRET: webhookSecrets,
+  WEBHOOK_TOLERANCE_S: int(1, 3_600).default(300),
+  WEBHOOK_FORWARD_URL: httpUrl.optional(),
+  WEBHOOK_FORWARD_SECRET: z
+    .string()
+    .trim()
+    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64 (echo whsec_$(openssl rand -base64 32))')
+    .transform((value) => Buffer.from(value.slice('whsec_'.length), 'base64'))
+    .refine((key) => key.length >= 24, 'must hold at least 24 random bytes (echo whsec_$(openssl rand -base64 32))')
+    .optional(),
+  WEBHOOK_MAX_ATTEMPTS: int(1, 100).default(12),
+  WEBHOOK_STREAM_MAXLEN: int(1_000, 100_000_000).default(100_000),
   INTERNAL_ADMIN_CALLERS: list.pipe(z.array(callerName)).default([]),
 });
 
@@ -211,4 +235,7 @@ export const secretVariables = [
   'STARSHIP_API_SECRET',
   'STARSHIP_SIGNING_SECRET',
   'INTERNAL_API_KEYS',
+  'BENJI_WEBHOOK_SALT',
+  'STARSHIP_WEBHOOK_SECRET',
+  'WEBHOOK_FORWARD_SECRET',
 ] as const;

@@ -50,6 +50,18 @@ export interface Config {
     readonly keys: readonly { readonly caller: string; readonly key: string }[];
     readonly adminCallers: readonly string[];
   };
+  readonly webhooks: WebhooksConfig;
+}
+
+/** Receiving the upstreams' webhooks, and delivering them to an internal endpoint. */
+export interface WebhooksConfig {
+  /** A provider's route exists only when its secrets are set: the current one, and the previous during a rotation. */
+  readonly secrets: { readonly benji: readonly string[]; readonly starship: readonly string[] };
+  readonly toleranceS: number;
+  /** Unset: services read the stream themselves. */
+  readonly forward: { readonly url: string; readonly secret: Buffer } | undefined;
+  readonly maxAttempts: number;
+  readonly streamMaxLen: number;
 }
 
 export interface RedisConfig {
@@ -114,6 +126,12 @@ export function loadConfig(env: RawEnv, options: LoadOptions = {}): ConfigResult
   };
   if ((input.FRONTEND_AUTH ?? 'jwt') === 'jwt' && input.FRONTEND_JWT_SECRET === undefined && input.FRONTEND_JWKS_URL === undefined) {
     problems.push('FRONTEND_JWT_SECRET: FRONTEND_JWT_SECRET or FRONTEND_JWKS_URL is required when FRONTEND_AUTH=jwt');
+  }
+  if (input.WEBHOOK_FORWARD_URL !== undefined && input.WEBHOOK_FORWARD_SECRET === undefined) {
+    problems.push('WEBHOOK_FORWARD_SECRET: is required with WEBHOOK_FORWARD_URL (forwarded deliveries are signed)');
+  }
+  if (input.WEBHOOK_FORWARD_URL === undefined && input.WEBHOOK_FORWARD_SECRET !== undefined) {
+    problems.push('WEBHOOK_FORWARD_URL: is required with WEBHOOK_FORWARD_SECRET (nothing is forwarded without it)');
   }
   if (input.REDIS_URL !== undefined && input.TOKEN_ENCRYPTION_KEY === undefined) {
     problems.push('TOKEN_ENCRYPTION_KEY: is required when REDIS_URL is set (tokens are stored encrypted)');
@@ -205,6 +223,17 @@ function toConfig(env: Env): Config {
             },
     },
     internalAuth: { keys: env.INTERNAL_API_KEYS, adminCallers: env.INTERNAL_ADMIN_CALLERS },
+    webhooks: {
+      secrets: { benji: env.BENJI_WEBHOOK_SALT ?? [], starship: env.STARSHIP_WEBHOOK_SECRET ?? [] },
+      toleranceS: env.WEBHOOK_TOLERANCE_S,
+      // The secret is required with the URL (checked in loadConfig).
+      forward:
+        env.WEBHOOK_FORWARD_URL === undefined || env.WEBHOOK_FORWARD_SECRET === undefined
+          ? undefined
+          : { url: env.WEBHOOK_FORWARD_URL, secret: env.WEBHOOK_FORWARD_SECRET },
+      maxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
+      streamMaxLen: env.WEBHOOK_STREAM_MAXLEN,
+    },
   };
 }
 

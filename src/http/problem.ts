@@ -24,7 +24,7 @@ export function sendProblem(req: Request, res: Response, error: AppError): void 
   else if (typeof error.logFields?.reason === 'string') res.locals.reason = error.logFields.reason;
   if (error.retryAfterS !== undefined) res.setHeader('retry-after', String(error.retryAfterS));
   if (error.allow !== undefined) res.setHeader('allow', error.allow.join(', '));
-  if (error.status === 401) res.setHeader('www-authenticate', 'Bearer');
+  if (error.code === 'unauthenticated') res.setHeader('www-authenticate', 'Bearer');
   res
     .status(error.status)
     .type('application/problem+json')

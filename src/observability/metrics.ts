@@ -48,6 +48,11 @@ export interface Metrics extends UpstreamMetrics, TokenMetrics, AuthMetrics {
   observeRequest(door: string, route: string, method: string, status: number, caller: string, seconds: number): void;
   redisError(source: string): void;
   linkEvent(event: LinkEvent): void;
+  /** A webhook received: stored, duplicate, or rejected for `reason`. */
+  webhookReceived(provider: string, outcome: 'stored' | 'duplicate' | 'rejected', reason?: string): void;
+  webhookDelivery(outcome: 'delivered' | 'failed' | 'dead'): void;
+  /** Age of the oldest webhook not yet delivered, in seconds (0: none). */
+  webhookBacklog(seconds: number): void;
   watchSession(gauges: SessionGauges, now: () => number): void;
 }
 
@@ -102,6 +107,23 @@ export function createMetrics(): Metrics {
     labelNames: ['event'] as const,
     registers: [registry],
   });
+  const webhooksReceived = new Counter({
+    name: 'broker_webhooks_received_total',
+    help: 'Webhooks received, by provider and outcome (stored, duplicate, rejected) and, for rejections, the reason.',
+    labelNames: ['provider', 'outcome', 'reason'] as const,
+    registers: [registry],
+  });
+  const webhookDeliveries = new Counter({
+    name: 'broker_webhook_deliveries_total',
+    help: 'Attempts to forward a webhook to WEBHOOK_FORWARD_URL: delivered, failed (to be retried), dead (dead-lettered).',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const webhookBacklog = new Gauge({
+    name: 'broker_webhook_oldest_pending_seconds',
+    help: 'Age of the oldest webhook the delivery group has not acknowledged (0 when none), as this replica last saw it.',
+    registers: [registry],
+  });
   const redisErrors = new Counter({
     name: 'broker_redis_errors_total',
     help: 'Redis failures: lost connections and failed token-store calls.',
@@ -119,6 +141,9 @@ export function createMetrics(): Metrics {
     storeError: (action) => redisErrors.inc({ source: `store_${action.replace(/\s+/g, '_')}` }),
     redisError: (source) => redisErrors.inc({ source }),
     linkEvent: (event) => linkEvents.inc({ event }),
+    webhookReceived: (provider, outcome, reason = '') => webhooksReceived.inc({ provider, outcome, reason }),
+    webhookDelivery: (outcome) => webhookDeliveries.inc({ outcome }),
+    webhookBacklog: (seconds) => webhookBacklog.set(seconds),
     credentialRejected: (upstream, credential) => credentialRejections.inc({ upstream, credential }),
     userToken: (outcome) => userTokens.inc({ outcome }),
     watchSession(gauges, now) {

@@ -1,6 +1,7 @@
 import type { Express } from 'express';
 import { adminRouter, type AdminDeps } from './admin-routes.js';
 import { benjiLinksRouter } from './benji-links-route.js';
+import { webhookAdminRouter } from './webhook-admin-routes.js';
 import { createDoorApp, type BaseAppOptions } from '../door-app.js';
 import { methodNotAllowed } from '../problem.js';
 import { proxyRoute, type ProxyRoute } from './proxy/proxy-engine.js';
@@ -11,6 +12,7 @@ export interface InternalAppDeps extends Omit<BaseAppOptions, 'door'> {
   admin: AdminDeps;
   /** Services read users' links here (never a token). */
   benjiLinks: Parameters<typeof benjiLinksRouter>[0];
+  webhookAdmin: Parameters<typeof webhookAdminRouter>[0];
 }
 
 /** The internal door: for the company's own services, on its own port, never exposed to browsers. */
@@ -29,6 +31,7 @@ export function createInternalApp(deps: InternalAppDeps): Express {
     }
     if (!linksMounted) app.use(links);
     app.use(adminRouter(deps.admin));
+    app.use(webhookAdminRouter(deps.webhookAdmin));
     // Prometheus scrapes the internal port only: metrics describe traffic, which is not for the public.
     app.get('/metrics', async (_req, res) => {
       res.setHeader('content-type', deps.metrics.registry.contentType);

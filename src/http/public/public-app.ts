@@ -3,6 +3,7 @@ import type { Express } from 'express';
 import { createDoorApp, type BaseAppOptions } from '../door-app.js';
 import { connectTokenPath, connectTokenRoute, type ConnectTokenRouteDeps } from './connect-token-route.js';
 import { methodNotAllowed } from '../problem.js';
+import { mountWebhookRoutes, type WebhookRouteDeps } from './webhook-routes.js';
 import { exchangePath, linkPath, mountBenjiLinkRoutes, type BenjiLinkRouteDeps } from './benji-link-routes.js';
 
 export interface PublicAppDeps extends Omit<BaseAppOptions, 'door'> {
@@ -10,6 +11,7 @@ export interface PublicAppDeps extends Omit<BaseAppOptions, 'door'> {
   connectToken: ConnectTokenRouteDeps;
   /** The user's Benji link; absent without user auth (FRONTEND_AUTH=none), when its routes answer 404. */
   benjiLinks: BenjiLinkRouteDeps | undefined;
+  webhooks: WebhookRouteDeps;
 }
 
 /** The public door: what a signed-in user's browser or app may call. */
@@ -32,5 +34,6 @@ export function createPublicApp(deps: PublicAppDeps): Express {
     app.post(connectTokenPath, connectTokenRoute(deps.connectToken));
     app.route(connectTokenPath).all(methodNotAllowed(['POST']));
     if (deps.benjiLinks !== undefined) mountBenjiLinkRoutes(app, deps.benjiLinks);
+    mountWebhookRoutes(app, deps.webhooks);
   });
 }

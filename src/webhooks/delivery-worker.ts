@@ -180,6 +180,8 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     }
     await retryDue();
     if (stopping) return;
+    // Nothing left to probe with (the last one was delivered or dead-lettered): read on.
+    if (waiting.size === 0) targetDown = false;
     if (targetDown || waiting.size > 0) {
       // Retries first; new entries wait until what failed before them is through (rule 3).
       const next = Math.min(...waiting.values());

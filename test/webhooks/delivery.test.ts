@@ -2,6 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
+import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DeliveryTimings } from '../../src/webhooks/delivery-worker.js';
 import { baseEnv, buildBroker, serviceKeys, type TestBroker } from '../support/broker.js';
@@ -55,7 +56,8 @@ async function startTarget() {
         server.close(() => resolve());
       }),
   );
-  const delivered = () => deliveries.filter((d) => d.verified).map((d) => JSON.parse(d.body) as { provider: string; event: { id: string } });
+  const delivered = () =>
+    deliveries.filter((d) => d.verified).map((d) => JSON.parse(d.body) as { provider: string; event: { id: string } });
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks?from=broker`,
     deliveries,
@@ -122,6 +124,8 @@ describe('delivery', () => {
 
     const [delivery] = target.deliveries;
     expect(delivery?.headers['webhook-id']).toBe('evt_1');
+    // A consumer with a Standard Webhooks library, not our code, accepts it.
+    expect(() => new Webhook(forwardSecret).verify(delivery?.body ?? '', delivery?.headers as Record<string, string>)).not.toThrow();
     expect(Number(delivery?.headers['webhook-timestamp'])).toBeCloseTo(Date.now() / 1000, -1);
     const payload = JSON.parse(delivery?.body ?? '{}') as Record<string, unknown>;
     expect(payload).toEqual({
@@ -156,13 +160,11 @@ describe('delivery', () => {
 
     target.answer(() => 200);
     await until(() => new Set(target.deliveries.filter((d) => d.verified).map((d) => d.body)).size === 8, 'all delivered', 10_000);
-    const successes = target.deliveries.slice(target.deliveries.findIndex((d) => d.body.includes(ids[0] as string) && d === target.deliveries.at(-8)));
     const order = target
       .delivered()
       .map((event) => event.event.id)
       .filter((id, index, all) => all.lastIndexOf(id) === index);
     expect(order).toEqual(ids);
-    expect(successes.length).toBeGreaterThan(0);
   });
 
   it('dead-letters an event after WEBHOOK_MAX_ATTEMPTS, and an admin can put it back', async () => {
@@ -201,7 +203,8 @@ describe('delivery', () => {
       WEBHOOK_FORWARD_SECRET: forwardSecret,
     });
     cleanups.push(async () => {
-      await dying.stop().catch(() => undefined);
+      if (dying.child.exitCode === null && dying.child.signalCode === null) dying.child.kill('SIGKILL');
+      await dying.exited;
       await deleteKeys(redis, prefix);
     });
     const body = JSON.stringify({ id: 'evt_orphan', event_type: 'order.created', data: {} });
@@ -213,8 +216,9 @@ describe('delivery', () => {
     });
     expect(sent.status).toBe(200);
     // Handed to the first replica (pending under its name), which is then killed mid-delivery.
-    await until(async () => ((await redis.xpending(`${prefix}webhooks`, 'forward')) as [number])[0] === 1, 'taken by the first replica');
-    dying.kill('SIGKILL');
+    const pendingCount = () => redis.xpending(`${prefix}webhooks`, 'forward').then((summary) => (summary as [number])[0], () => 0);
+    await until(async () => (await pendingCount()) === 1, 'taken by the first replica');
+    dying.child.kill('SIGKILL');
 
     target.answer(() => 200);
     const { subject } = await broker(target.url, { prefix });
@@ -226,7 +230,10 @@ describe('delivery', () => {
     const target = await startTarget();
     const redisServer = await startPrivateRedis();
     cleanups.push(() => redisServer.stop());
-    const { subject } = await broker(target.url, { redisUrl: redisServer.url, env: { TOKEN_ENCRYPTION_KEY: randomBytes(32).toString('base64') } });
+    const { subject } = await broker(target.url, {
+      redisUrl: redisServer.url,
+      env: { TOKEN_ENCRYPTION_KEY: randomBytes(32).toString('base64') },
+    });
     await until(() => subject.broker.redis?.status === 'ready', 'redis ready');
     await redisServer.stop();
     await until(() => subject.broker.redis?.status !== 'ready', 'redis down');

@@ -32,6 +32,7 @@ import { createBenjiClient } from './upstream/benji/benji-client.js';
 import { createUpstream, createUpstreamPool } from './upstream/upstream-http.js';
 import { createDeliveryWorker, type DeliveryTimings } from './webhooks/delivery-worker.js';
 import { createMemoryWebhookQueue } from './webhooks/memory-webhook-queue.js';
+import { webhookProviders } from './webhooks/signatures.js';
 import { createRedisWebhookQueue } from './webhooks/redis-webhook-queue.js';
 
 /** What the broker needs besides its config, from its entry point (main.ts, the demo, a test). */
@@ -177,7 +178,7 @@ export function createBroker(config: Config, { version, logDestination, ...overr
   const publicApp = createPublicApp({
     ...shared,
     readiness: readiness('public'),
-    openapi: publicOpenApi(),
+    openapi: publicOpenApi(webhookProviders.filter((provider) => config.webhooks.secrets[provider].length > 0)),
     corsOrigins: config.http.corsOrigins,
     connectToken: {
       benji,

@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { renewBody, sessionStatusBody } from '../../src/http/internal/admin-routes.js';
 import { linkDetailsBody } from '../../src/http/internal/benji-links-route.js';
+import { webhookStatsBody } from '../../src/http/internal/webhook-admin-routes.js';
+import { webhookReceipt } from '../../src/http/public/public-openapi.js';
 import { exchangeBody, linkStatusBody } from '../../src/http/public/benji-link-schema.js';
 import { connectTokenBody, connectTokenResponse } from '../../src/http/public/connect-token-schema.js';
 import { problemBody } from '../../src/http/problem.js';
@@ -11,7 +13,8 @@ import { buildBroker, type TestBroker } from '../support/broker.js';
 
 let subject: TestBroker;
 beforeAll(() => {
-  subject = buildBroker({});
+  // Webhook routes exist (and are described) only when their secrets are set.
+  subject = buildBroker({ BENJI_WEBHOOK_SALT: 'benji-salt-0123456789abcdef', STARSHIP_WEBHOOK_SECRET: 'starship-secret-0123456789' });
 });
 afterAll(() => subject.close());
 
@@ -69,6 +72,9 @@ const schemas: Record<string, { request?: z.ZodType; responses: Record<string, z
   'post /v1/benji/exchange': { request: exchangeBody, responses: { '200': linkStatusBody } },
   'get /v1/benji/link': { responses: { '200': linkStatusBody } },
   'get /v1/benji/links/{userId}': { responses: { '200': linkDetailsBody } },
+  'post /v1/webhooks/benji': { responses: { '200': webhookReceipt } },
+  'post /v1/webhooks/starship': { responses: { '200': webhookReceipt } },
+  'get /v1/admin/webhooks': { responses: { '200': webhookStatsBody } },
   'get /v1/admin/starship/session': { responses: { '200': sessionStatusBody } },
   'post /v1/admin/starship/session/renew': { request: renewBody, responses: { '200': sessionStatusBody } },
 };

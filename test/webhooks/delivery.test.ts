@@ -216,7 +216,11 @@ describe('delivery', () => {
     });
     expect(sent.status).toBe(200);
     // Handed to the first replica (pending under its name), which is then killed mid-delivery.
-    const pendingCount = () => redis.xpending(`${prefix}webhooks`, 'forward').then((summary) => (summary as [number])[0], () => 0);
+    const pendingCount = () =>
+      redis.xpending(`${prefix}webhooks`, 'forward').then(
+        (summary) => (summary as [number])[0],
+        () => 0,
+      );
     await until(async () => (await pendingCount()) === 1, 'taken by the first replica');
     dying.child.kill('SIGKILL');
 

@@ -1,6 +1,7 @@
 import { components, content, json, named, otherMethods, probes, problem } from '../openapi.js';
 import { renewBody, sessionStatusBody } from './admin-routes.js';
 import { linkDetailsBody } from './benji-links-route.js';
+import { webhookStatsBody } from './webhook-admin-routes.js';
 
 /** The internal door's OpenAPI description (served as /openapi.json). */
 
@@ -122,6 +123,42 @@ export function internalOpenApi(): object {
               }),
             },
             ...denied,
+            '503': problem('store_unavailable, with Retry-After'),
+          },
+        },
+      },
+      '/v1/admin/webhooks': {
+        get: {
+          summary: 'Received webhooks: stored, pending delivery, dead letters, age of the oldest pending',
+          security: service,
+          responses: {
+            '200': {
+              description: 'Counts',
+              content: content(webhookStatsBody, { counts: { stored: 1200, pending: 3, dead: 1, oldestPendingAgeS: 42 } }),
+            },
+            ...denied,
+            '503': problem('store_unavailable, with Retry-After'),
+          },
+        },
+      },
+      '/v1/admin/webhooks/dead/{id}/retry': {
+        post: {
+          summary: 'Put a dead letter back for delivery',
+          security: service,
+          parameters: [
+            {
+              name: 'id',
+              in: 'path',
+              required: true,
+              description: 'The dead letter’s stream id (XRANGE {prefix}webhooks:dead)',
+              schema: { type: 'string' },
+            },
+          ],
+          responses: {
+            '200': { description: 'Back in the stream, delivered like a new event' },
+            '400': problem('invalid_request: not a stream id'),
+            ...denied,
+            '404': problem('not_found: no such dead letter'),
             '503': problem('store_unavailable, with Retry-After'),
           },
         },

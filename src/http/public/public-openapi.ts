@@ -1,8 +1,12 @@
 import { components, content, json, named, otherMethods, probes, problem, retryAfter } from '../openapi.js';
+import { z } from 'zod';
+import type { WebhookProvider } from '../../webhooks/signatures.js';
 import { exchangeBody, linkExamples, linkStatusBody } from './benji-link-schema.js';
 import { connectTokenBody, connectTokenResponse } from './connect-token-schema.js';
 
 /** The public door's OpenAPI description (served as /openapi.json). */
+
+export const webhookReceipt = z.object({ received: z.literal(true), duplicate: z.literal(true).optional() });
 
 /** Sent on every connect-token answer that was counted: a 200, a 429, and Benji's failures. */
 const rateLimitHeaders = {
@@ -28,7 +32,28 @@ export const connectTokenExamples = {
   },
 };
 
-export function publicOpenApi(): object {
+const webhookRoute = (provider: WebhookProvider) => ({
+  post: {
+    summary: `Receive a ${provider === 'benji' ? 'Benji' : 'Starship'} webhook (only when ${provider === 'benji' ? 'BENJI_WEBHOOK_SALT' : 'STARSHIP_WEBHOOK_SECRET'} is set)`,
+    description:
+      provider === 'benji'
+        ? 'x-benji-signature: HMAC-SHA256 keyed with the salt over the x-benji-timestamp value followed by the raw body, hex or base64; the timestamp (an HTTP date or ISO) within WEBHOOK_TOLERANCE_S. Stored once per event (id: the SHA-256 of the raw body), then answered.'
+        : 'X-Signature: lowercase hex HMAC-SHA256 keyed with the secret over X-Timestamp + "." + the raw body; X-Timestamp (unix seconds) within WEBHOOK_TOLERANCE_S. Stored once per event (id: the body’s id, else the SHA-256 of the raw body), then answered.',
+    requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
+    responses: {
+      '200': {
+        description: 'Stored (or a duplicate of a stored event)',
+        content: content(webhookReceipt, { stored: { received: true }, duplicate: { received: true, duplicate: true } }),
+      },
+      '400': problem('invalid_request: the body is not a JSON object'),
+      '401': problem('invalid_signature: missing or wrong signature, or a timestamp outside the window (the detail says which)'),
+      '413': problem('payload_too_large: body over 256 KiB'),
+      '503': problem('store_unavailable: not stored (Redis down), with Retry-After; the provider retries', retryAfter),
+    },
+  },
+});
+
+export function publicOpenApi(webhookRoutes: readonly WebhookProvider[] = []): object {
   return {
     openapi: '3.1.0',
     info: {
@@ -96,6 +121,7 @@ export function publicOpenApi(): object {
           },
         },
       },
+      ...Object.fromEntries(webhookRoutes.map((provider) => [`/v1/webhooks/${provider}`, webhookRoute(provider)])),
       '/v1/benji/link': {
         get: {
           summary: 'Whether the signed-in user has linked a Benji account (never a token)',

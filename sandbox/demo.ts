@@ -26,6 +26,7 @@ const sandbox = await startSandbox({
   redisKeyPrefix: process.env.REDIS_KEY_PREFIX ?? 'bff-demo:',
   tokenEncryptionKey: process.env.TOKEN_ENCRYPTION_KEY,
   logDestination: await demoLogs(),
+  onForwarded: (line) => console.log(line),
 }).catch((error: unknown) => {
   if (error instanceof SandboxConfigError) console.error(error.message);
   else {
@@ -61,6 +62,13 @@ Open ${webUrl} for the example web app: sign in as Alice or Bob, connect Benji, 
   curl -s ${internalUrl}/v1/admin/starship/session -H 'Authorization: Bearer ${internalKey}'
   curl -s ${internalUrl}/readyz
   curl -s ${internalUrl}/metrics
+
+  # A Starship webhook, signed as Starship signs it (openssl): the broker verifies and stores it, then
+  # forwards it to the sandbox's internal service, whose "forward target" line shows up below:
+  ts=$(date +%s); body='{"id":"evt_'$ts'","event_type":"order.delivered","data":{"order_id":7}}'; curl -s -X POST ${publicUrl}/v1/webhooks/starship -H "X-Timestamp: $ts" -H "X-Signature: $(printf '%s' "$ts.$body" | openssl dgst -sha256 -hmac '${sandbox.webhookSecrets.starship}' | sed 's/^.* //')" -d "$body"
+
+  # Received webhooks: stored, pending delivery, dead letters:
+  curl -s ${internalUrl}/v1/admin/webhooks -H 'Authorization: Bearer ${internalKey}'
 `);
 
 /**

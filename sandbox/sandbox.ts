@@ -6,11 +6,13 @@ import { readPackageVersion } from '../src/package-version.js';
 import { serve } from '../src/server.js';
 import { startFakeBenji, type FakeBenji } from './fake-benji.js';
 import { startFakeStarship, type FakeStarship } from './fake-starship.js';
+import { startForwardTarget, type ForwardTarget } from './forward-target.js';
 import { startDemoWebApp, type DemoWebApp } from './web-app.js';
 
 /**
  * The whole product on one machine with no accounts: sandbox Benji and Starship, the example web
- * app with its identity provider, and the broker configured for all three (user JWTs checked
+ * app with its identity provider, an internal service that receives the forwarded webhooks, and
+ * the broker configured for all of them (user JWTs checked
  * against the web app's JWKS, CORS for its origin). `npm run demo` runs it for a person; the e2e
  * tests run it in-process on free ports. It reads no environment: the caller says everything.
  */
@@ -35,6 +37,8 @@ export interface SandboxOptions {
   redisKeyPrefix?: string;
   tokenEncryptionKey?: string;
   logDestination: DestinationStream;
+  /** Each webhook the sandbox's internal service receives from the broker, as a line (the demo prints them). */
+  onForwarded?: (line: string) => void;
 }
 
 export interface Sandbox {
@@ -46,6 +50,10 @@ export interface Sandbox {
   readonly benji: FakeBenji;
   readonly starship: FakeStarship;
   readonly web: DemoWebApp;
+  /** The internal service the broker forwards webhooks to. */
+  readonly forwardTarget: ForwardTarget;
+  /** What signs webhooks sent to the broker, as the upstreams would sign them. */
+  readonly webhookSecrets: { readonly benji: string; readonly starship: string };
   readonly config: Config;
   /** The internal door's service key (caller `demo`, also an admin). */
   readonly internalKey: string;
@@ -96,6 +104,17 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       ...(apiKeyMode && { apiKey: starshipApiKey }),
     });
     closers.push(starship.close);
+    const webhookSecrets = {
+      benji: `sandbox-benji-salt-${randomBytes(8).toString('hex')}`,
+      starship: `sandbox-starship-webhooks-${randomBytes(8).toString('hex')}`,
+    };
+    const forwardSecret = `whsec_${randomBytes(32).toString('base64')}`;
+    const forwardTarget = await startForwardTarget({
+      secret: forwardSecret,
+      host: sandboxHost,
+      ...(options.onForwarded !== undefined && { log: options.onForwarded }),
+    });
+    closers.push(forwardTarget.close);
 
     const loaded = loadConfig(
       {
@@ -128,6 +147,10 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
               // Two-minute tokens, renewed a minute early: a refresh shows in the log every minute.
               STARSHIP_REFRESH_BEFORE_S: '60',
             }),
+        BENJI_WEBHOOK_SALT: webhookSecrets.benji,
+        STARSHIP_WEBHOOK_SECRET: webhookSecrets.starship,
+        WEBHOOK_FORWARD_URL: reachable(forwardTarget.url),
+        WEBHOOK_FORWARD_SECRET: forwardSecret,
         INTERNAL_API_KEYS: `demo:${demoInternalKey}`,
         INTERNAL_ADMIN_CALLERS: 'demo',
         REDIS_URL: options.redisUrl,
@@ -158,6 +181,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       benji,
       starship,
       web,
+      forwardTarget,
+      webhookSecrets,
       config: loaded.config,
       internalKey: demoInternalKey,
       stop: () => (stopped ??= closeAll()),

@@ -75,7 +75,7 @@ it('runs the whole product with no accounts, prints working curl lines, and stop
       .split('\n')
       .map((line) => line.trim())
       .filter((line) => line.startsWith('curl '));
-    expect(curls).toHaveLength(7);
+    expect(curls).toHaveLength(8);
     const paths = ['/sign-in', '/v1/benji/connect-token', '/v1/benji/link', '/v1/starship/api/v1/products', '/v1/admin/starship/session'];
     const outputs = [];
     for (const path of [...paths, '/readyz', '/metrics']) outputs.push(await runCurl(curlFor(out, path)));
@@ -113,6 +113,16 @@ it('runs the whole product with no accounts, prints working curl lines, and stop
     expect(JSON.parse(session?.body ?? '')).toMatchObject({ state: 'valid', clientId: '123456' });
     expect(ready?.status).toBe('200');
     expect(metrics?.body).toContain('broker_starship_token_renewals_total{kind="login",result="success"} 1');
+    // The webhook line: signed with openssl as Starship signs, stored, forwarded to the sandbox's service.
+    const hookLine = out
+      .split('\n')
+      .map((line) => line.trim())
+      .find((line) => line.includes('/v1/webhooks/starship'));
+    const hook = await runCurl(hookLine ?? 'false');
+    expect(hook).toEqual({ status: '200', body: '{"received":true}' });
+    await until(() => /forward target: 200 starship order\.delivered/.test(demo.output()), 'the forwarded webhook');
+    const hooks = await runCurl(curlFor(out, '/v1/admin/webhooks'));
+    expect(JSON.parse(hooks.body)).toMatchObject({ stored: 1, dead: 0 });
     // Not a terminal: the logs stay JSON lines.
     await until(() => /^\{"level":"info",.*"msg":"starship login succeeded"\}$/m.test(demo.output()), 'the login as a JSON line');
   } finally {

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
 import type { Redis } from 'ioredis';
@@ -256,8 +257,12 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     },
     beginShutdown() {
       shuttingDown = true;
-      // No new deliveries; the one in flight finishes before close() lets Redis go.
-      stoppingWorker = deliveryWorker?.stop();
+      // No new deliveries; the one in flight finishes before close() lets Redis go, within the
+      // shutdown deadline (an unacknowledged delivery stays pending for another replica).
+      stoppingWorker =
+        deliveryWorker === undefined
+          ? undefined
+          : Promise.race([deliveryWorker.stop(), sleep(config.http.shutdownTimeoutMs, undefined, { ref: false })]);
     },
     async close() {
       await (stoppingWorker ?? deliveryWorker?.stop());

@@ -36,13 +36,13 @@ interface Delivery {
 /** The internal service: records what arrives, checks its signature, answers `status()`. */
 async function startTarget() {
   const deliveries: Delivery[] = [];
-  let status = () => 200;
+  let status: () => number | Promise<number> = () => 200;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
+    req.on('end', async () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      const code = status();
+      const code = await status();
       if (code === 0) return; // hang: never answer
       deliveries.push({ headers: req.headers, body, verified: verifies(req.headers, body) });
       res.writeHead(code).end();
@@ -62,7 +62,7 @@ async function startTarget() {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks?from=broker`,
     deliveries,
     delivered,
-    answer(next: () => number) {
+    answer(next: () => number | Promise<number>) {
       status = next;
     },
   };
@@ -228,6 +228,41 @@ describe('delivery', () => {
     const { subject } = await broker(target.url, { prefix });
     await until(() => target.delivered().some((event) => event.event.id === 'evt_orphan'), 'delivered by the second replica', 10_000);
     expect(subject.logs.text()).toContain('taken over from a replica');
+  });
+
+  it('on shutdown finishes the delivery in flight, takes nothing new, and leaves the rest to another replica', async () => {
+    const target = await startTarget();
+    let release: () => void = () => undefined;
+    const gate = new Promise<number>((resolve) => (release = () => resolve(200)));
+    let arrived = 0;
+    target.answer(() => (++arrived === 1 ? gate : 200));
+    const prefix = uniquePrefix();
+    const subject = buildBroker(
+      {
+        REDIS_URL: testRedisUrl,
+        REDIS_KEY_PREFIX: prefix,
+        STARSHIP_WEBHOOK_SECRET: starshipSecret,
+        WEBHOOK_FORWARD_URL: target.url,
+        WEBHOOK_FORWARD_SECRET: forwardSecret,
+      },
+      { deliveryTimings: fast },
+    );
+    cleanups.push(() => deleteKeys(redis, prefix));
+    for (const id of ['evt_s1', 'evt_s2', 'evt_s3']) expect((await send(subject, id)).status).toBe(200);
+    await subject.broker.warmUp();
+    await until(() => arrived === 1, 'the first delivery in flight');
+
+    subject.broker.beginShutdown();
+    const closed = subject.close();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(arrived, 'nothing new taken while stopping').toBe(1);
+    release();
+    await closed;
+    expect(target.delivered().map((event) => event.event.id)).toEqual(['evt_s1']);
+
+    const { subject: next } = await broker(target.url, { prefix });
+    await until(() => new Set(target.delivered().map((event) => event.event.id)).size === 3, 'the other two delivered', 10_000);
+    void next;
   });
 
   it('answers 503 while Redis is down, so the provider retries, and loses nothing', async () => {

@@ -1,7 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBroker, type TestBroker } from '../support/broker.js';
+import { buildBroker, serviceKeys, type TestBroker } from '../support/broker.js';
 import { deleteKeys, inspectRedis, testRedisUrl, uniquePrefix } from '../support/redis.js';
 import { secret } from '../support/secrets.js';
 
@@ -183,5 +183,26 @@ it('has no webhook route for a provider without a secret (404)', async () => {
     expect(res.status).toBe(404);
   } finally {
     await bare.close();
+  }
+});
+
+it('keeps events in memory without REDIS_URL, once each, and warns at start', async () => {
+  const memory = buildBroker({ STARSHIP_WEBHOOK_SECRET: starshipSecrets[0] });
+  try {
+    expect(memory.logs.text()).toContain('received webhooks are kept in process memory and lost on restart');
+    const body = JSON.stringify({ id: 'evt_memory', event_type: 'order.created', data: {} });
+    const at = Math.floor(Date.now() / 1000);
+    const post = () =>
+      request(memory.broker.publicApp)
+        .post('/v1/webhooks/starship')
+        .set('x-timestamp', String(at))
+        .set('x-signature', hmac(starshipSecrets[0] as string, `${at}.${body}`, 'hex'))
+        .send(body);
+    expect((await post()).body).toEqual({ received: true });
+    expect((await post()).body).toEqual({ received: true, duplicate: true });
+    const stats = await request(memory.broker.internalApp).get('/v1/admin/webhooks').set('authorization', `Bearer ${serviceKeys.ops}`);
+    expect(stats.body).toMatchObject({ stored: 1, pending: 1, dead: 0 });
+  } finally {
+    await memory.close();
   }
 });

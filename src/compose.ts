@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Duplex } from 'node:stream';
 import type { Express } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { DestinationStream } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/load-config.js';
@@ -63,7 +63,7 @@ export interface Broker {
   /** The Starship session, when STARSHIP_AUTH=session (tests look at it). */
   readonly session: StarshipSession | undefined;
   /** The shared Redis connection, when configured (readiness and tests look at its state). */
-  readonly redis: Redis | undefined;
+  readonly redis: RedisClient | undefined;
   /** After listening: tries the Starship login once and starts delivering webhooks; never throws. */
   warmUp(): Promise<void>;
   /** Readiness turns 503 so load balancers stop sending; in-flight requests carry on. */
@@ -77,8 +77,8 @@ export function createBroker(config: Config, { version, logDestination, ...overr
   const scrubber = createSecretScrubber(configuredSecrets(config));
   const logger = createLogger({ level: config.logLevel, scrubLine: scrubber.line, destination: logDestination });
   const metrics = createMetrics();
-  const redis: Redis | undefined =
-    config.redis === undefined ? undefined : createRedisClient(config.redis.url, logger, () => metrics.redisError('connection'));
+  const redis: RedisClient | undefined =
+    config.redis === undefined ? undefined : createRedisClient(config.redis.connection, logger, () => metrics.redisError('connection'));
   const clock = overrides.clock ?? systemClock;
   const store = sharedStore(config, redis, clock, logger);
 
@@ -279,7 +279,7 @@ export function createBroker(config: Config, { version, logDestination, ...overr
  * Received webhooks: a Redis Stream when Redis is configured (the worker reads it on a connection of
  * its own, since its reads block), else memory for one replica, with a warning.
  */
-function createWebhookQueue(config: Config, redis: Redis | undefined, clock: Clock, logger: Logger) {
+function createWebhookQueue(config: Config, redis: RedisClient | undefined, clock: Clock, logger: Logger) {
   const maxLen = config.webhooks.streamMaxLen;
   const receiving = config.webhooks.secrets.benji.length > 0 || config.webhooks.secrets.starship.length > 0;
   if (redis === undefined || config.redis === undefined) {
@@ -287,15 +287,15 @@ function createWebhookQueue(config: Config, redis: Redis | undefined, clock: Clo
     return { queue: createMemoryWebhookQueue({ clock, maxLen }), close: () => undefined };
   }
   const workerRedis =
-    config.webhooks.forward === undefined ? undefined : createRedisClient(config.redis.url, logger, () => undefined, { blocking: true });
+    config.webhooks.forward === undefined ? undefined : createRedisClient(config.redis.connection, logger, () => undefined, { blocking: true });
   return {
     queue: createRedisWebhookQueue({ redis, workerRedis, keyPrefix: config.redis.keyPrefix, maxLen }),
     close: () => workerRedis?.disconnect(),
   };
 }
 
-/** Redis shares state between replicas (secrets sealed at rest); without it, memory serves one replica. */
-function sharedStore(config: Config, redis: Redis | undefined, clock: Clock, logger: Logger): SharedStore {
+/** RedisClient shares state between replicas (secrets sealed at rest); without it, memory serves one replica. */
+function sharedStore(config: Config, redis: RedisClient | undefined, clock: Clock, logger: Logger): SharedStore {
   if (redis === undefined || config.redis === undefined) {
     logger.warn(
       'REDIS_URL unset: Starship tokens and linked users’ Benji tokens live in process memory, lost on restart; run one replica only',
@@ -325,8 +325,14 @@ function configuredSecrets(config: Config): string[] {
     const base64 = encryptionKey.toString('base64');
     secrets.push(base64, base64.replace(/=+$/, ''), encryptionKey.toString('base64url'));
   }
-  const redisPassword = config.redis === undefined ? '' : new URL(config.redis.url).password;
-  if (redisPassword !== '') secrets.push(redisPassword, decodedOrSame(redisPassword));
+  const connection = config.redis?.connection;
+  if (connection?.kind === 'url') {
+    const redisPassword = new URL(connection.url).password;
+    if (redisPassword !== '') secrets.push(redisPassword, decodedOrSame(redisPassword));
+  } else if (connection !== undefined) {
+    if (connection.password !== undefined) secrets.push(connection.password);
+    if (connection.kind === 'sentinel' && connection.sentinelPassword !== undefined) secrets.push(connection.sentinelPassword);
+  }
   return secrets;
 }
 

@@ -1,5 +1,9 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { RedisConnectionConfig } from './config/load-config.js';
 import type { Logger } from './observability/logger.js';
+
+/** One Redis, a Sentinel-managed primary, or a cluster: the same commands on each. */
+export type RedisClient = Redis | Cluster;
 
 /**
  * One Redis connection shared by the whole broker (and, with `blocking`, one for a worker whose reads block). It fails fast instead of queueing: with Redis
@@ -7,12 +11,12 @@ import type { Logger } from './observability/logger.js';
  * they hold in memory, so no request ever waits behind a dead Redis.
  */
 export function createRedisClient(
-  url: string,
+  connection: RedisConnectionConfig,
   logger: Logger,
   onError: () => void = () => undefined,
   { blocking = false }: { blocking?: boolean } = {},
-): Redis {
-  const redis = new Redis(url, {
+): RedisClient {
+  const options: RedisOptions = {
     enableOfflineQueue: false,
     // Commands issued in the same tick (a burst of rate-limit checks) go out in one write.
     enableAutoPipelining: !blocking,
@@ -22,7 +26,34 @@ export function createRedisClient(
     connectTimeout: 2_000,
     retryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 2_000),
     lazyConnect: false,
-  });
+  };
+  const tls = connection.kind !== 'url' && connection.tls ? { tls: {} } : {};
+  let redis: RedisClient;
+  if (connection.kind === 'url') redis = new Redis(connection.url, options);
+  else if (connection.kind === 'sentinel') {
+    redis = new Redis({
+      ...options,
+      ...tls,
+      sentinels: connection.sentinels.map(({ host, port }) => ({ host, port })),
+      name: connection.name,
+      ...(connection.password !== undefined && { password: connection.password }),
+      ...(connection.sentinelPassword !== undefined && { sentinelPassword: connection.sentinelPassword }),
+      ...(connection.tls && { enableTLSForSentinelMode: true, sentinelTLS: {} }),
+      // A failover is a reconnect to the newly promoted primary, found by asking the sentinels again.
+      sentinelRetryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 2_000),
+    });
+  } else {
+    const { enableOfflineQueue, enableAutoPipelining, retryStrategy: _perNode, ...nodeOptions } = options;
+    redis = new Cluster(
+      connection.nodes.map(({ host, port }) => ({ host, port })),
+      {
+        enableOfflineQueue,
+        enableAutoPipelining,
+        clusterRetryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 2_000),
+        redisOptions: { ...nodeOptions, ...tls, ...(connection.password !== undefined && { password: connection.password }) },
+      },
+    );
+  }
   // Log changes of state, not every failed reconnect attempt.
   let healthy = true;
   redis.on('ready', () => {
@@ -37,13 +68,13 @@ export function createRedisClient(
   return redis;
 }
 
-const firstReadiness = new WeakMap<Redis, Promise<void>>();
+const firstReadiness = new WeakMap<RedisClient, Promise<void>>();
 
 /**
  * Resolves once `redis` has connected for the first time, or after `timeoutMs`; at once after that.
  * Until the first connection a failing command means "still connecting", not "Redis is down".
  */
-export function firstConnection(redis: Redis, timeoutMs: number): Promise<void> {
+export function firstConnection(redis: RedisClient, timeoutMs: number): Promise<void> {
   let wait = firstReadiness.get(redis);
   if (wait === undefined) {
     wait =

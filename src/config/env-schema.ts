@@ -123,6 +123,22 @@ const proxyAllow = list.pipe(
     .min(1, 'must name at least one prefix'),
 );
 
+/** `host:port,…`: Redis Sentinels or cluster nodes. */
+const hostPorts = list.pipe(
+  z
+    .array(
+      z
+        .string()
+        .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'each entry must be host:port')
+        .transform((entry) => {
+          const at = entry.lastIndexOf(':');
+          return { host: entry.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(entry.slice(at + 1)) };
+        })
+        .refine(({ port }) => port > 0 && port < 65536, 'the port must be 1–65535'),
+    )
+    .min(1, 'must name at least one host:port'),
+);
+
 /** Up to two, comma-separated: the current one and, during a rotation, the one before. */
 const webhookSecrets = list
   .pipe(
@@ -182,6 +198,13 @@ export const envSchema = z.object({
   CONNECT_TOKEN_RATE_LIMIT: int(1, 1_000_000).default(30),
 
   REDIS_URL: z.url({ protocol: /^rediss?$/, message: 'must be a redis:// or rediss:// URL' }).optional(),
+  REDIS_SENTINELS: hostPorts.optional(),
+  REDIS_SENTINEL_NAME: text(128).optional(),
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).max(1024).optional(),
+  REDIS_CLUSTER_NODES: hostPorts.optional(),
+  // The data nodes' password with Sentinel or Cluster (a URL carries its own).
+  REDIS_PASSWORD: z.string().min(1).max(1024).optional(),
+  REDIS_TLS: z.enum(['true', 'false'], { message: 'must be true or false' }).transform((value) => value === 'true').default(false),
   REDIS_KEY_PREFIX: z.string().min(1).max(64).default('bff:'),
   TOKEN_ENCRYPTION_KEY: z
     .string()
@@ -228,6 +251,8 @@ export const secretVariables = [
   'BENJI_API_KEY',
   'FRONTEND_JWT_SECRET',
   'REDIS_URL',
+  'REDIS_SENTINEL_PASSWORD',
+  'REDIS_PASSWORD',
   'TOKEN_ENCRYPTION_KEY',
   'STARSHIP_USERNAME',
   'STARSHIP_PASSWORD',

@@ -65,11 +65,33 @@ export interface WebhooksConfig {
 }
 
 export interface RedisConfig {
-  readonly url: string;
+  readonly connection: RedisConnectionConfig;
+  /**
+   * REDIS_KEY_PREFIX as one hash tag (`bff:` → `{bff:}`) unless it holds one: every key then lives in
+   * one cluster slot, so every script and multi-key step works in cluster mode too.
+   */
   readonly keyPrefix: string;
   /** AES-256-GCM key for secrets at rest in Redis. */
   readonly encryptionKey: Buffer;
 }
+
+/** One Redis (a URL), a Sentinel-managed primary, or a cluster: exactly one of the three is configured. */
+export type RedisConnectionConfig =
+  | { readonly kind: 'url'; readonly url: string }
+  | {
+      readonly kind: 'sentinel';
+      readonly sentinels: readonly { readonly host: string; readonly port: number }[];
+      readonly name: string;
+      readonly sentinelPassword: string | undefined;
+      readonly password: string | undefined;
+      readonly tls: boolean;
+    }
+  | {
+      readonly kind: 'cluster';
+      readonly nodes: readonly { readonly host: string; readonly port: number }[];
+      readonly password: string | undefined;
+      readonly tls: boolean;
+    };
 
 /**
  * How the broker authenticates to Starship: a session it logs in to and refreshes, or the account's
@@ -133,9 +155,7 @@ export function loadConfig(env: RawEnv, options: LoadOptions = {}): ConfigResult
   if (input.WEBHOOK_FORWARD_URL === undefined && input.WEBHOOK_FORWARD_SECRET !== undefined) {
     problems.push('WEBHOOK_FORWARD_URL: is required with WEBHOOK_FORWARD_SECRET (nothing is forwarded without it)');
   }
-  if (input.REDIS_URL !== undefined && input.TOKEN_ENCRYPTION_KEY === undefined) {
-    problems.push('TOKEN_ENCRYPTION_KEY: is required when REDIS_URL is set (tokens are stored encrypted)');
-  }
+  problems.push(...redisProblems(input));
   const [publicPort, internalPort] = [field('PORT'), field('INTERNAL_PORT')];
   if (publicPort !== undefined && publicPort !== 0 && publicPort === internalPort) {
     problems.push('INTERNAL_PORT: must differ from PORT (each door has its own port)');
@@ -170,11 +190,7 @@ function toConfig(env: Env): Config {
       internalMaxConnections: env.INTERNAL_MAX_CONNECTIONS,
     },
     logLevel: env.LOG_LEVEL,
-    // TOKEN_ENCRYPTION_KEY is required with REDIS_URL (checked in loadConfig).
-    redis:
-      env.REDIS_URL === undefined || env.TOKEN_ENCRYPTION_KEY === undefined
-        ? undefined
-        : { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, encryptionKey: env.TOKEN_ENCRYPTION_KEY },
+    redis: redisConfig(env),
     benji: {
       baseUrl: env.BENJI_BASE_URL,
       authBaseUrl: env.BENJI_AUTH_BASE_URL,
@@ -235,6 +251,50 @@ function toConfig(env: Env): Config {
       streamMaxLen: env.WEBHOOK_STREAM_MAXLEN,
     },
   };
+}
+
+/** The one Redis connection configured, or undefined (checked by redisProblems). */
+function redisConfig(env: Env): RedisConfig | undefined {
+  if (env.TOKEN_ENCRYPTION_KEY === undefined) return undefined;
+  let connection: RedisConnectionConfig;
+  if (env.REDIS_URL !== undefined) connection = { kind: 'url', url: env.REDIS_URL };
+  else if (env.REDIS_SENTINELS !== undefined)
+    connection = {
+      kind: 'sentinel',
+      sentinels: env.REDIS_SENTINELS,
+      name: env.REDIS_SENTINEL_NAME ?? '',
+      sentinelPassword: env.REDIS_SENTINEL_PASSWORD,
+      password: env.REDIS_PASSWORD,
+      tls: env.REDIS_TLS,
+    };
+  else if (env.REDIS_CLUSTER_NODES !== undefined)
+    connection = { kind: 'cluster', nodes: env.REDIS_CLUSTER_NODES, password: env.REDIS_PASSWORD, tls: env.REDIS_TLS };
+  else return undefined;
+  const prefix = env.REDIS_KEY_PREFIX;
+  return { connection, keyPrefix: /\{[^{}]+\}/.test(prefix) ? prefix : `{${prefix}}`, encryptionKey: env.TOKEN_ENCRYPTION_KEY };
+}
+
+const redisModes = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const;
+
+/** Exactly one way to reach Redis, with what it needs, and nothing that belongs to another. */
+function redisProblems(input: Record<string, string>): string[] {
+  const problems: string[] = [];
+  const set = redisModes.filter((name) => input[name] !== undefined);
+  if (set.length > 1) problems.push(`${set[1]}: set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES`);
+  if (set.length > 0 && input.TOKEN_ENCRYPTION_KEY === undefined) {
+    problems.push(`TOKEN_ENCRYPTION_KEY: is required when ${set[0]} is set (tokens are stored encrypted)`);
+  }
+  if (input.REDIS_SENTINELS !== undefined && input.REDIS_SENTINEL_NAME === undefined) {
+    problems.push('REDIS_SENTINEL_NAME: is required with REDIS_SENTINELS (the name of the monitored primary)');
+  }
+  const sentinelOnly = ['REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD'].filter((name) => input[name] !== undefined);
+  if (input.REDIS_SENTINELS === undefined) for (const name of sentinelOnly) problems.push(`${name}: belongs with REDIS_SENTINELS`);
+  if (input.REDIS_URL !== undefined) {
+    for (const name of ['REDIS_PASSWORD', 'REDIS_TLS'].filter((other) => input[other] !== undefined)) {
+      problems.push(`${name}: with REDIS_URL, put it in the URL (redis://:password@host, rediss:// for TLS)`);
+    }
+  }
+  return problems;
 }
 
 const starshipVariables = {

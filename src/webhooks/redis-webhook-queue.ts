@@ -1,14 +1,14 @@
 import { hash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.js';
 import { firstConnection } from '../redis.js';
 import type { WebhookProvider } from './signatures.js';
 import { deliveryGroup, seenForS, type QueuedEvent, type QueueStats, type StoredEvent, type WebhookQueue } from './webhook-queue.js';
 
 export interface RedisWebhookQueueOptions {
   /** The shared, fail-fast connection: receipts answer 503 at once when Redis is down. */
-  redis: Redis;
+  redis: RedisClient;
   /** A connection of the delivery worker's own: its reads block for a while. */
-  workerRedis?: Redis;
+  workerRedis?: RedisClient;
   keyPrefix: string;
   /** The stream's approximate cap (WEBHOOK_STREAM_MAXLEN). */
   maxLen: number;

@@ -55,6 +55,56 @@ describe('loadConfig', () => {
     expect(problems({ ...required, BENJI_AUTH_BASE_URL: 'ftp://x' })).toEqual(['BENJI_AUTH_BASE_URL: must be an http(s) URL']);
   });
 
+  it('reads Sentinel and Cluster settings, and takes exactly one way to reach Redis', () => {
+    const key = Buffer.alloc(32, 7).toString('base64');
+    const sentinel = ok({
+      ...required,
+      REDIS_SENTINELS: 'sentinel-a:26379, [::1]:26380',
+      REDIS_SENTINEL_NAME: 'broker',
+      REDIS_SENTINEL_PASSWORD: 'sentinel-pass-123',
+      REDIS_PASSWORD: 'data-pass-123',
+      REDIS_TLS: 'true',
+      REDIS_KEY_PREFIX: 'bff:{eu}:',
+      TOKEN_ENCRYPTION_KEY: key,
+    });
+    expect(sentinel.redis?.connection).toEqual({
+      kind: 'sentinel',
+      sentinels: [
+        { host: 'sentinel-a', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
+      name: 'broker',
+      sentinelPassword: 'sentinel-pass-123',
+      password: 'data-pass-123',
+      tls: true,
+    });
+    // A prefix that holds a hash tag is kept as it is.
+    expect(sentinel.redis?.keyPrefix).toBe('bff:{eu}:');
+    const cluster = ok({ ...required, REDIS_CLUSTER_NODES: 'node-1:7000,node-2:7000', TOKEN_ENCRYPTION_KEY: key });
+    expect(cluster.redis?.connection).toEqual({
+      kind: 'cluster',
+      nodes: [
+        { host: 'node-1', port: 7000 },
+        { host: 'node-2', port: 7000 },
+      ],
+      password: undefined,
+      tls: false,
+    });
+    expect(problems({ ...required, REDIS_URL: 'redis://a:6379', REDIS_CLUSTER_NODES: 'b:7000', TOKEN_ENCRYPTION_KEY: key })).toEqual([
+      'REDIS_CLUSTER_NODES: set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES',
+    ]);
+    expect(problems({ ...required, REDIS_SENTINELS: 'a:26379', TOKEN_ENCRYPTION_KEY: key })).toEqual([
+      'REDIS_SENTINEL_NAME: is required with REDIS_SENTINELS (the name of the monitored primary)',
+    ]);
+    expect(problems({ ...required, REDIS_URL: 'redis://a:6379', REDIS_PASSWORD: 'pw-123456', TOKEN_ENCRYPTION_KEY: key })).toEqual([
+      'REDIS_PASSWORD: with REDIS_URL, put it in the URL (redis://:password@host, rediss:// for TLS)',
+    ]);
+    expect(problems({ ...required, REDIS_CLUSTER_NODES: 'no-port' })).toEqual([
+      'REDIS_CLUSTER_NODES: entry 1: each entry must be host:port',
+      'TOKEN_ENCRYPTION_KEY: is required when REDIS_CLUSTER_NODES is set (tokens are stored encrypted)',
+    ]);
+  });
+
   it('applies the documented defaults', () => {
     const config = ok(required);
     expect(config.http).toEqual({
@@ -131,7 +181,12 @@ describe('loadConfig', () => {
     expect(config.benji.connectPolicy.maxTransferAmount).toBe(5000);
     expect(config.http.corsOrigins).toEqual(['https://app.example.com', 'http://localhost:3000']);
     expect(config.http.trustProxy).toBe(1);
-    expect(config.redis).toEqual({ url: 'redis://cache:6379/2', keyPrefix: 'rewards:', encryptionKey: Buffer.alloc(32, 7) });
+    // The prefix becomes one hash tag, so every key lives in one cluster slot.
+    expect(config.redis).toEqual({
+      connection: { kind: 'url', url: 'redis://cache:6379/2' },
+      keyPrefix: '{rewards:}',
+      encryptionKey: Buffer.alloc(32, 7),
+    });
     expect(config.frontendAuth).toEqual({ mode: 'none' });
     expect(ok({ ...required, TRUST_PROXY: 'loopback, 10.0.0.0/8' }).http.trustProxy).toBe('loopback, 10.0.0.0/8');
     expect(ok({ ...required, TRUST_PROXY: '10.1.2.3,fd00::/8 , 192.168.0.0/255.255.0.0' }).http.trustProxy).toBe(

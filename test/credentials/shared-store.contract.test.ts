@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createMemoryStore } from '../../src/credentials/stores/memory-store.js';
 import { createRedisStore } from '../../src/credentials/stores/redis-store.js';
@@ -20,7 +19,7 @@ import { deleteKeys, testRedisUrl, uniquePrefix } from '../support/redis.js';
 const hour = 3_600_000;
 const silent = createLogger({ level: 'silent', destination: captureLogs().stream });
 // The broker's own client (no offline queue): commands sent before 'ready' would reject.
-const redis = createRedisClient(testRedisUrl, silent);
+const redis = createRedisClient({ kind: 'url', url: testRedisUrl }, silent);
 const cipher = createTokenCipher(randomBytes(32));
 
 beforeAll(async () => {
@@ -269,7 +268,7 @@ describe('redis store, in Redis', () => {
 
   it('knows when it is connected, waits for the first connection, and calls onReconnect after a restart', async () => {
     const server = await startPrivateRedis();
-    const client: Redis = createRedisClient(server.url, silent);
+    const client = createRedisClient({ kind: 'url', url: server.url }, silent);
     try {
       const store = createRedisStore({ redis: client, keyPrefix: prefixed(), cipher, clock: Date.now });
       expect(store.connected()).toBe(false); // still connecting
@@ -290,7 +289,7 @@ describe('redis store, in Redis', () => {
   });
 
   it('fails fast when Redis is unreachable: commands reject instead of queueing, the first-connection wait is bounded', async () => {
-    const client = createRedisClient('redis://127.0.0.1:1', silent);
+    const client = createRedisClient({ kind: 'url', url: 'redis://127.0.0.1:1' }, silent);
     try {
       const store = createRedisStore({ redis: client, keyPrefix: prefixed(), cipher, clock: Date.now });
       // The rejection comes from the disabled offline queue: nothing waits for a connection.

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
-import { createRedisClient } from '../../src/redis.js';
+import { createRedisClient, type RedisClient } from '../../src/redis.js';
 import { startFakeStarship, type FakeStarship } from '../../sandbox/fake-starship.js';
 import { createStarshipSession, type StarshipSession } from '../../src/credentials/starship-session.js';
 import { createMemoryStore } from '../../src/credentials/stores/memory-store.js';
@@ -39,8 +38,8 @@ async function fakeStarship(clock: () => number, accessTtlS = 900) {
   return starship;
 }
 
-async function redisClient(url = testRedisUrl): Promise<Redis> {
-  const redis = createRedisClient(url, createLogger({ level: 'silent', destination: captureLogs().stream }));
+async function redisClient(url = testRedisUrl): Promise<RedisClient> {
+  const redis = createRedisClient({ kind: 'url', url }, createLogger({ level: 'silent', destination: captureLogs().stream }));
   cleanups.push(() => redis.quit().catch(() => redis.disconnect()));
   if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
   return redis;
@@ -90,7 +89,7 @@ function replica(
   return { manager, logs, storeCalls: () => calls };
 }
 
-function redisStore(redis: Redis, keyPrefix: string, clock: () => number): SharedStore {
+function redisStore(redis: RedisClient, keyPrefix: string, clock: () => number): SharedStore {
   cleanups.push(() => deleteKeys(redis, keyPrefix));
   return createRedisStore({ redis, keyPrefix, cipher: createTokenCipher(encryptionKey), clock });
 }
@@ -449,7 +448,10 @@ describe('token manager, several replicas on one Redis', () => {
     await redisStore(ready, prefix, time.clock).set('starship:cooldown', JSON.stringify({ until, reason: 'throttled' }), until);
 
     // A replica booting now: its connection is still being made when the first call needs a token.
-    const booting = createRedisClient(testRedisUrl, createLogger({ level: 'silent', destination: captureLogs().stream }));
+    const booting = createRedisClient(
+      { kind: 'url', url: testRedisUrl },
+      createLogger({ level: 'silent', destination: captureLogs().stream }),
+    );
     cleanups.push(() => booting.quit().catch(() => booting.disconnect()));
     const fresh = replica(fake, redisStore(booting, prefix, time.clock), time.clock);
     await expect(fresh.manager.getAccessToken()).rejects.toMatchObject({ code: 'upstream_throttled' });

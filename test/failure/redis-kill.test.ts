@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/redis.js';
 import { Pool } from 'undici';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startFakeStarship, type FakeStarship } from '../../sandbox/fake-starship.js';
@@ -38,7 +38,7 @@ afterAll(async () => {
 });
 
 /** Commands ioredis holds back for a connection (a private field: observed, never touched). */
-const queued = (redis: Redis) => (redis as unknown as { offlineQueue: { length: number } }).offlineQueue.length;
+const queued = (redis: RedisClient) => (redis as unknown as { offlineQueue: { length: number } }).offlineQueue.length;
 
 it('keeps every proxied call working while Redis is killed under traffic and restarted, then writes the session back', async () => {
   const redis = subject.broker.redis!;

@@ -24,7 +24,7 @@ export interface ClockedStarship {
   now(): number;
   advance(ms: number): void;
   /** A broker on the shared prefix, with fixed jitter (a first backoff is 750 ms). */
-  replica(env?: Record<string, string>): Replica;
+  replica(env?: Record<string, string | undefined>): Replica;
   /** The Authorization header of each call Starship received under /api/v1, in order. */
   apiTokens(): Array<string | undefined>;
   close(): Promise<void>;

@@ -11,7 +11,7 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
 }
 
 /** Waits until a (restarted) Redis holds the broker's Starship session again. */
-export async function untilSessionStored(redisUrl: string, key = 'bff:starship:session'): Promise<void> {
+export async function untilSessionStored(redisUrl: string, key = '{bff:}starship:session'): Promise<void> {
   const inspect = new Redis(redisUrl);
   try {
     await until(async () => (await inspect.exists(key)) === 1, 'the session written back');

@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../redis.js';
 import type { Clock } from '../../clock.js';
 import type { TokenCipher } from './token-cipher.js';
 import { maxStoredValueBytes, type SharedStore } from './shared-store.js';
 
 export interface RedisStoreOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** Prepended to every name, so several brokers (or tests) can share one Redis. */
   keyPrefix: string;
   /** Seals secrets before they leave the process: Redis is not trusted with tokens. */

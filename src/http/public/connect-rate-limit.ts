@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import type { Request, Response } from 'express';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../redis.js';
 import { AppError } from '../../errors.js';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { FrontendUser } from './frontend-auth.js';
@@ -8,7 +8,7 @@ import type { FrontendUser } from './frontend-auth.js';
 export interface ConnectRateLimitOptions {
   perMinute: number;
   /** Shared counters for every replica; memory only when absent. */
-  redis: Redis | undefined;
+  redis: RedisClient | undefined;
   keyPrefix: string;
 }
 

@@ -2,6 +2,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import * as os from 'node:os';
 import { cpuSeconds, median, root, sampleRss, type Call } from './support.js';
 import type { Output, PrivateRedis } from './targets.js';
+import type { Receipts, RunLoad } from './webhook-load.js';
 import { wrk, type WrkRun } from './wrk.js';
 
 /**
@@ -45,8 +46,10 @@ export interface Run extends WrkRun {
   bytesPerRequest: number;
   /** The fake upstreams' main thread: CPU seconds per second of the run. */
   upstreamBusy: number;
-  /** Failed requests: statuses of 400 or more and socket errors, timeouts included. */
+  /** Failed requests: statuses of 400 or more and socket errors, timeouts included (and, for a receiving run, events answered but not stored). */
   failed: number;
+  /** A receiving run's answers and what landed in the stream. */
+  receipts?: Receipts;
 }
 
 export interface Target {
@@ -63,13 +66,15 @@ export interface Target {
   /** A baseline that fails requests measures nothing: that breaks the run. */
   baseline: boolean;
   failed: number;
+  /** Requests that differ from run to run (new webhooks), in place of `call`'s one request; `call` still names the URL. */
+  perRun?: RunLoad;
 }
 
 export function target(
   name: string,
   service: { child: ChildProcess; output: Output },
   call: Call,
-  options: { baseline: boolean; countRedis?: boolean },
+  options: { baseline: boolean; countRedis?: boolean; perRun?: RunLoad },
 ): Target {
   return {
     name,
@@ -81,6 +86,7 @@ export function target(
     baseline: options.baseline,
     failed: 0,
     ...(options.countRedis === true && { redis: { commands: 0, requests: 0 } }),
+    ...(options.perRun !== undefined && { perRun: options.perRun }),
   };
 }
 
@@ -96,6 +102,8 @@ export const failedOf = (r: WrkRun) =>
   r.statusErrors + r.socketErrors.connect + r.socketErrors.read + r.socketErrors.write + r.socketErrors.timeout;
 
 async function runOnce(apparatus: Apparatus, t: Target, seconds: number, round: number): Promise<void> {
+  // Written before anything is measured: signing a run's requests takes the bench a while.
+  const prepared = await t.perRun?.prepare(seconds);
   const pid = t.child.pid ?? 0;
   const upstreamPid = apparatus.upstreams.pid ?? 0;
   const rss = sampleRss(pid);
@@ -104,12 +112,13 @@ async function runOnce(apparatus: Apparatus, t: Target, seconds: number, round: 
   const cpuBefore = cpuSeconds(pid);
   const upstreamBefore = cpuSeconds(upstreamPid);
   // A failed run must not leave its sampler running; stop() can be called again for the figure.
-  const result = await wrk(t.call, { ...LOAD, seconds }).finally(() => rss.stop());
+  const result = await wrk(t.call, { ...LOAD, seconds }, prepared?.script).finally(() => rss.stop());
   const rssKiB = rss.stop();
   t.maxRssKiB = Math.max(t.maxRssKiB, rssKiB);
   const cpuAfter = cpuSeconds(pid);
   const upstreamAfter = cpuSeconds(upstreamPid);
-  const failed = failedOf(result) + (result.requests === 0 ? 1 : 0);
+  const receipts = await prepared?.settle(result);
+  const failed = failedOf(result) + (result.requests === 0 ? 1 : 0) + (receipts?.missing ?? 0);
   if (round > 0 && t.redis !== undefined) {
     // Our own INFO call between the two snapshots is counted too; take it off.
     t.redis.commands += (await apparatus.redis.commands()) - before - apparatus.ownCommands;
@@ -132,6 +141,7 @@ async function runOnce(apparatus: Apparatus, t: Target, seconds: number, round: 
     bytesPerRequest: (t.output.bytes - output.bytes) / Math.max(1, result.requests),
     upstreamBusy: (upstreamAfter.main - upstreamBefore.main) / Math.max(0.001, (result.finish - result.start) / 1000),
     failed,
+    ...(receipts !== undefined && { receipts }),
   };
   if (round > 0) t.runs.push(run);
   else t.warmup = run;
@@ -139,7 +149,11 @@ async function runOnce(apparatus: Apparatus, t: Target, seconds: number, round: 
   log(
     `${label.padEnd(8)} ${t.name.padEnd(26)} ${fmt(run.rps).padStart(6)} req/s  p50 ${ms(run.p50Ms)} p99 ${ms(run.p99Ms)}  ` +
       `CPU ${fmt(run.cpuUs)} µs/request (main ${fmt(run.mainUs)})  RSS ${mib(rssKiB)}  ` +
-      `wrk ${percent(run.generatorBusy)}, upstreams ${percent(run.upstreamBusy)} of a core${failed > 0 ? `, ${failed} FAILED` : ''}`,
+      `wrk ${percent(run.generatorBusy)}, upstreams ${percent(run.upstreamBusy)} of a core${failed > 0 ? `, ${failed} FAILED` : ''}` +
+      (receipts === undefined
+        ? ''
+        : `  stored ${fmt(receipts.stored)} for ${fmt(receipts.fresh)} fresh answers (${receipts.duplicate} duplicate, ${receipts.other} other), ` +
+          `Redis ${fmt(receipts.redisUs)} µs/request`),
   );
 }
 

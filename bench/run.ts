@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import * as os from 'node:os';
+import { sendStarshipWebhook, STARSHIP_WEBHOOK_PATH } from '../sandbox/webhook-sender.js';
 import {
   defaultSchedule,
   failedOf,
@@ -36,6 +37,7 @@ import {
   serviceAuth,
   startBaseline,
   startBroker,
+  startForwardTarget,
   startRedis,
   startUpstreams,
   apiKeyEnv,
@@ -46,6 +48,7 @@ import {
   type PrivateRedis,
 } from './targets.js';
 import type { UpstreamsStats } from './upstreams.js';
+import { receivingLoad } from './webhook-load.js';
 import { requireWrk, wrk } from './wrk.js';
 
 /**
@@ -73,6 +76,11 @@ interface BrokerConfig {
   env: Record<string, string | undefined>;
   /** The built entry point, when not this checkout's dist/main.js. */
   entry?: string;
+  /**
+   * A redis-server of its own: what it sends Redis in the background (an idle delivery worker's
+   * polls) would otherwise count in every broker's Redis commands per proxied request.
+   */
+  ownRedis?: boolean;
 }
 const npmStart: BrokerConfig = {
   name: 'broker, npm start',
@@ -105,13 +113,50 @@ const apiKeySigned: BrokerConfig = {
   how: "STARSHIP_AUTH=api-key with a signing secret, the image's settings",
   env: apiKeyEnv,
 };
-const proxyBrokers = [npmStart, imageSettings, apiKeySigned, ...(atBase === undefined ? [] : [atBase])];
+/**
+ * Issue 14: the delivery worker must not slow the proxy. The image's settings plus a forward URL and
+ * secret, so that `warmUp()` starts the worker; no webhook reaches this broker, so the worker blocks
+ * on XREADGROUP throughout, and its proxy runs are paired round by round with `imageSettings`'s,
+ * which has no worker. Its forward target lives in this process, started before the configurations
+ * because this one names its URL.
+ */
+const forwardTarget = await startForwardTarget();
+const workerIdle: BrokerConfig = {
+  name: 'broker, delivery worker idle, image settings',
+  how: "the image's settings with WEBHOOK_FORWARD_URL and WEBHOOK_FORWARD_SECRET, so its delivery worker runs and, sent no webhook, waits on XREADGROUP",
+  env: { WEBHOOK_FORWARD_URL: forwardTarget.url, WEBHOOK_FORWARD_SECRET: secrets.webhookForwardSecret },
+  ownRedis: true,
+};
+/**
+ * Issue 14: receiving throughput. The image's settings with STARSHIP_WEBHOOK_SECRET, and no worker:
+ * the figure is what receiving costs, verifying and storing, not delivering. The stream keeps its
+ * default cap, so trimming costs what it costs in production.
+ */
+const webhookReceiver: BrokerConfig = {
+  name: 'broker, receiving webhooks, image settings',
+  how: "the image's settings with STARSHIP_WEBHOOK_SECRET (no delivery worker)",
+  env: { STARSHIP_WEBHOOK_SECRET: secrets.starshipWebhookSecret },
+};
+const proxyBrokers = [npmStart, imageSettings, apiKeySigned, workerIdle, ...(atBase === undefined ? [] : [atBase])];
 const connectBrokers = [npmStart, imageSettings, ...(atBase === undefined ? [] : [atBase])];
-const brokerConfigs = [...new Set([...proxyBrokers, ...connectBrokers])];
+const brokerConfigs = [...new Set([...proxyBrokers, ...connectBrokers, webhookReceiver])];
+/**
+ * Receiving runs get this many new events written per second of run, so that no run sends one
+ * twice: more than the broker's main thread could answer with a core to itself, at the CPU per event
+ * the report shows. Should a run outlast them, its duplicate answers stop the bench, saying so.
+ */
+const WEBHOOK_CEILING_PER_S = 15_000;
+const WEBHOOK_TARGET_PER_S = 2_000;
 
 const runSeconds = (targets: number) => targets * (defaultSchedule.warmupS + defaultSchedule.rounds * defaultSchedule.runS);
-/** Every run (the upstream alone is one more target per group), with a margin, the storm (about 25 s) and starting things. */
-const BUDGET_MS = ((runSeconds(proxyBrokers.length + 3) + runSeconds(connectBrokers.length + 2)) * 1.15 + 40 + 60) * 1000;
+/**
+ * Every run (the upstream alone is one more target per group; the connect group also runs the
+ * webhook receiver), with a margin, signing each receiving run's requests, the storm (about 25 s)
+ * and starting things.
+ */
+const BUDGET_MS =
+  ((runSeconds(proxyBrokers.length + 3) + runSeconds(connectBrokers.length + 3)) * 1.15 + (defaultSchedule.rounds + 1) * 3 + 40 + 60) *
+  1000;
 
 installCleanup();
 const startedAt = Date.now();
@@ -202,6 +247,21 @@ function table(rows: Row[]): string {
   return lines.join('\n');
 }
 
+/** A receiving target's runs: answers, what landed, latency and CPU, round by round. */
+function receivingTable(t: Target): string {
+  return [
+    '| round | events/s | new answers | entries appended | duplicate | other | p50 | p99 | CPU per event | main thread | redis-server per event |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...[...(t.warmup === undefined ? [] : [t.warmup]), ...t.runs].map((run) => {
+      const r = run.receipts;
+      return (
+        `| ${run.round === 0 ? 'warm-up' : run.round} | ${fmt(r?.storedPerS ?? 0)} | ${fmt(r?.fresh ?? 0)} | ${fmt(r?.stored ?? 0)} | ` +
+        `${r?.duplicate ?? '—'} | ${r?.other ?? '—'} | ${ms(run.p50Ms)} | ${ms(run.p99Ms)} | ${fmt(run.cpuUs)} µs | ${fmt(run.mainUs)} µs | ${fmt(r?.redisUs ?? 0)} µs |`
+      );
+    }),
+  ].join('\n');
+}
+
 /** One row comparing a broker's runs with a baseline's, round by round. */
 function compared(
   what: string,
@@ -235,6 +295,7 @@ async function main(): Promise<void> {
   // What two back-to-back snapshots count by themselves (the first INFO), measured before any broker runs.
   const first = await redis.commands();
   const ownCommands = (await redis.commands()) - first;
+  const workerRedis = await startRedis();
   const upstreams = await startUpstreams('upstreams', 900, 'lean');
   const apparatus: Apparatus = { redis, ownCommands, upstreams: upstreams.child };
 
@@ -249,7 +310,7 @@ async function main(): Promise<void> {
   const [brokers, bare, hpm, direct] = await Promise.all([
     Promise.all(
       brokerConfigs.map((config, i) =>
-        startBroker(config.name, upstreams, redis.url, {
+        startBroker(config.name, upstreams, config.ownRedis === true ? workerRedis.url : redis.url, {
           keyPrefix: `bench-${i + 1}:`,
           refreshBeforeS: 300,
           env: config.env,
@@ -266,7 +327,22 @@ async function main(): Promise<void> {
   for (const broker of brokers) {
     await waitFor(`${broker.name} connect-token`, async () => (await statusOf(connect(broker.publicUrl))) === 200);
   }
+  const receiver = started(webhookReceiver);
+  const webhookUrl = receiver.publicUrl + STARSHIP_WEBHOOK_PATH;
+  await waitFor(
+    `${receiver.name} ${STARSHIP_WEBHOOK_PATH}`,
+    async () =>
+      (
+        await sendStarshipWebhook(
+          webhookUrl,
+          { id: 'evt_bench_ready', event_type: 'bench.ready' },
+          { secret: secrets.starshipWebhookSecret },
+        )
+      ).status === 200,
+  );
   const idleRss = new Map(brokers.map((broker) => [broker.name, rssKiB(broker.child.pid ?? 0) ?? 0]));
+  // From here on, only the idle worker talks to its Redis.
+  const workerRedisFrom = { at: Date.now(), commands: await workerRedis.commands() };
   log('all targets answer');
 
   // The ceiling, measured in the same rounds: wrk and a fake with no target between them. Its
@@ -277,7 +353,10 @@ async function main(): Promise<void> {
   const benjiAlone = target('upstream Benji alone', upstreamsOnly, calls.benji, { baseline: true });
 
   const brokerProxies = proxyBrokers.map((config) =>
-    target(`${config.name}, proxy`, started(config), proxyCall(started(config).internalUrl), { baseline: false, countRedis: true }),
+    target(`${config.name}, proxy`, started(config), proxyCall(started(config).internalUrl), {
+      baseline: false,
+      countRedis: config.ownRedis !== true,
+    }),
   );
   const bareProxy = target('bare pass-through', bare, proxyCall(bare.url), { baseline: true });
   const hpmProxy = target('http-proxy-middleware', hpm, proxyCall(hpm.url), { baseline: true });
@@ -289,10 +368,36 @@ async function main(): Promise<void> {
   );
   const directConnect = target('direct Benji', direct, connect(direct.url), { baseline: true });
   const connectTargets = [...brokerConnects, directConnect];
-  await measureGroup(apparatus, [...connectTargets, benjiAlone]);
+  // On the public door like connect-token, so measured in its rounds; it calls no fake, so the
+  // apparatus check leaves it out.
+  const receiving = target(
+    `${webhookReceiver.name}, Starship webhooks`,
+    receiver,
+    { url: webhookUrl, method: 'POST' },
+    {
+      baseline: false,
+      perRun: receivingLoad({
+        url: webhookUrl,
+        secret: secrets.starshipWebhookSecret,
+        redis,
+        stream: `${receiver.keyPrefix}webhooks`,
+        connections: LOAD.connections,
+        ceilingPerS: WEBHOOK_CEILING_PER_S,
+      }),
+    },
+  );
+  await measureGroup(apparatus, [...connectTargets, benjiAlone, receiving]);
 
   // The storm gets the machine to itself.
+  const workerCommands = {
+    commands: (await workerRedis.commands()) - workerRedisFrom.commands - ownCommands,
+    seconds: (Date.now() - workerRedisFrom.at) / 1000,
+  };
   await Promise.all([...brokers, bare, hpm, direct, upstreams].map((p) => stopService(p.child)));
+  const forwarded = forwardTarget.received();
+  forwardTarget.close();
+  await stopService(workerRedis.child);
+  workerRedis.client.disconnect();
   const storm = await refreshStorm(redis);
 
   // --- the generator was not the bottleneck, or nothing here means anything ---
@@ -329,7 +434,12 @@ async function main(): Promise<void> {
   const rps = (r: Run) => r.rps;
   const count = (n: number) => fmt(n);
   const micro = (n: number) => `${fmt(n)} µs`;
-  for (const t of brokerProxies) {
+  // Issue 14: an idle worker against none, the same broker otherwise, in the same rounds. Against the
+  // baselines it would only repeat the image-settings broker's rows, with this machine's noise.
+  const idleProxy = brokerProxies[proxyBrokers.indexOf(workerIdle)];
+  const offProxy = brokerProxies[proxyBrokers.indexOf(imageSettings)];
+  const mainProxies = brokerProxies.filter((t) => t !== idleProxy);
+  for (const t of mainProxies) {
     add(compared(`${t.name} GET \`${PROXY_PATH}\`, req/s`, t, bareProxy, rps, count, { text: '≥ 0.85×', met: (x) => x >= 0.85 }));
     add(compared(`${t.name}, req/s`, t, hpmProxy, rps, count, { text: '≥ 1.5×', met: (x) => x >= 1.5 }));
     add(compared(`${t.name}, p99 latency`, t, bareProxy, (r) => r.p99Ms, ms, { text: '≤ 1.3×', met: (x) => x <= 1.3 }));
@@ -340,6 +450,48 @@ async function main(): Promise<void> {
   for (const t of brokerConnects) {
     add(compared(`${t.name} \`POST ${CONNECT_PATH}\`, req/s`, t, directConnect, rps, count, { text: '≥ 0.8×', met: (x) => x >= 0.8 }));
   }
+  if (idleProxy !== undefined && offProxy !== undefined) {
+    const within5 = { text: '0.95–1.05× (within 5 %)', met: (x: number) => x >= 0.95 && x <= 1.05 };
+    add(compared(`${workerIdle.name}, proxy req/s (worker idle / worker off)`, idleProxy, offProxy, rps, count, within5));
+    add(
+      compared(
+        `${workerIdle.name}, proxy CPU per request, all threads (worker idle / worker off)`,
+        idleProxy,
+        offProxy,
+        (r) => r.cpuUs,
+        micro,
+        within5,
+      ),
+    );
+  }
+  // Issue 14: receiving. Events per second is a figure of its own, not a ratio: its range is over rounds.
+  const eventsPerS = ratioOf(receiving.runs.map((r) => r.receipts?.storedPerS ?? 0));
+  rows.push({
+    what:
+      `${webhookReceiver.name} \`POST ${STARSHIP_WEBHOOK_PATH}\`: verified and stored events/s (each request a new, validly signed event); ` +
+      'p50 / p99; CPU per event, all threads (main thread; redis-server)',
+    measured:
+      `${fmt(eventsPerS.median)} events/s (rounds ${fmt(eventsPerS.min)}–${fmt(eventsPerS.max)}); ` +
+      `${ms(medianOf(receiving, (r) => r.p50Ms))} / ${ms(medianOf(receiving, (r) => r.p99Ms))}; ` +
+      `${micro(medianOf(receiving, (r) => r.cpuUs))} (main ${micro(medianOf(receiving, (r) => r.mainUs))}; redis-server ${micro(medianOf(receiving, (r) => r.receipts?.redisUs ?? 0))})` +
+      failures(receiving),
+    baseline: '—',
+    ratio: '—',
+    target: `≥ ${fmt(WEBHOOK_TARGET_PER_S)}/s`,
+    pass: receiving.failed === 0 && eventsPerS.median >= WEBHOOK_TARGET_PER_S,
+  });
+  const receipts = receiving.runs.flatMap((r) => (r.receipts === undefined ? [] : [r.receipts]));
+  const total = (field: 'fresh' | 'duplicate' | 'other' | 'stored' | 'missing') => receipts.reduce((sum, r) => sum + r[field], 0);
+  rows.push({
+    what: `${webhookReceiver.name}: every answer a new event, and each one in the stream (measured rounds)`,
+    measured:
+      `${fmt(total('stored'))} entries appended for ${fmt(total('fresh'))} answers \`{"received":true}\`; ` +
+      `${total('duplicate')} duplicate answers, ${total('other')} other statuses, ${total('missing')} answered but not stored`,
+    baseline: '—',
+    ratio: '—',
+    target: '0 duplicates, 0 other, 0 missing',
+    pass: total('duplicate') === 0 && total('other') === 0 && total('missing') === 0,
+  });
   // Against the code before a change: CPU per request is the steadier figure, req/s beside it.
   if (atBase !== undefined) {
     const noRegression = { text: '≤ 1.05× (no regression)', met: (x: number) => x <= 1.05 };
@@ -356,7 +508,15 @@ async function main(): Promise<void> {
   }
   // CPU ratios have no target of their own here but are steadier than req/s: per round, in the data.
   const cpuRatios = [
-    ...brokerProxies.map((t) => ({
+    ...(idleProxy !== undefined && offProxy !== undefined
+      ? [
+          {
+            what: `${workerIdle.name}, proxy main-thread CPU per request (worker idle / worker off), vs ${offProxy.name}`,
+            ratio: pairedRatio(idleProxy, offProxy, (r) => r.mainUs),
+          },
+        ]
+      : []),
+    ...mainProxies.map((t) => ({
       what: `${t.name}, main-thread CPU per request, vs bare pass-through`,
       ratio: pairedRatio(t, bareProxy, (r) => r.mainUs),
     })),
@@ -369,7 +529,7 @@ async function main(): Promise<void> {
       ratio: pairedRatio(t, directConnect, (r) => r.mainUs),
     })),
   ];
-  for (const t of brokerProxies) {
+  for (const t of mainProxies) {
     const redisPerRequest = t.redis === undefined ? Number.NaN : t.redis.commands / t.redis.requests;
     rows.push({
       what: `${t.name}: Redis commands per proxied request (steady state)`,
@@ -429,7 +589,7 @@ async function main(): Promise<void> {
         `(median of rounds; ${GENERATOR_HEADROOM}× is required), so the targets may have been measured close to the apparatus's ceiling, not only their own: the run exits 1.`;
   console.log(`\n${table(rows)}\n\n${[apparatusLine, ...capacityLines].join('\n')}\n`);
 
-  const allTargets = [...proxyTargets, ...connectTargets];
+  const allTargets = [...proxyTargets, ...connectTargets, receiving];
   const stdoutOf = (t: Target) =>
     `${t.name} ${fmt(medianOf(t, (r) => r.bytesPerRequest))} bytes (${medianOf(t, (r) => r.linesPerRequest).toFixed(2)} lines) per request`;
   const report = [
@@ -449,6 +609,10 @@ async function main(): Promise<void> {
       `Brokers: ${brokerConfigs.map((c) => `${c.name}: ${c.how}`).join('; ')}; LOG_LEVEL=info, a private redis-server for the shared state. ` +
       'Baselines (bench/baselines) are compiled to JavaScript and run by `node` with no flags (http-proxy-middleware keeps its default of a new upstream connection per request). ' +
       'Every target’s stdout is a pipe the bench reads and throws away, as a container runtime does (not /dev/null); stderr goes to the bench’s. ' +
+      `Receiving webhooks (issue 14): before each run the bench signs ${fmt(WEBHOOK_CEILING_PER_S)} new Starship events per second of run (ids unique in the bench, timestamps of that moment) ` +
+      'and wrk sends them in turn from a file (bench/webhook-load.ts), its script counting new, duplicate and other answers; the events per second are the new answers, ' +
+      'at most the entries the stream gained (XINFO STREAM entries-added, read once it holds still), over wrk’s duration; redis-server’s CPU per event is beside the broker’s. ' +
+      'The receiver runs in the connect-token rounds (the same door). ' +
       'The upstreams of the throughput runs are bench/lean-upstreams.ts: a Starship login and `GET /api/v1/products`, Benji’s connect, on Node’s own HTTP server, in one process of their own under tsx (the sandbox fakes the tests use record every request and cost a few times more per call; they serve the refresh storm). wrk counts statuses ≥ 400 and socket errors as failures.',
     `- What each target wrote to its stdout: ${allTargets.map(stdoutOf).join('; ')}.`,
     apparatusLine,
@@ -464,14 +628,22 @@ async function main(): Promise<void> {
     '',
     runsTable([...proxyTargets, starshipAlone]),
     '',
-    runsTable([...connectTargets, benjiAlone]),
+    runsTable([...connectTargets, benjiAlone, receiving]),
+    '',
+    `Receiving webhooks, round by round (${receiving.name}; wrk's answers counted by its script, entries by the stream's entries-added):`,
+    '',
+    receivingTable(receiving),
+    '',
+    `Delivery worker (${workerIdle.name}): its forward target received ${forwarded} requests (none expected: no webhook was sent to that broker); ` +
+      `its redis-server of its own, which no other broker uses, processed ${fmt(workerCommands.commands)} commands in ${fmt(workerCommands.seconds)} s of the bench ` +
+      `(${(workerCommands.commands / workerCommands.seconds).toFixed(1)} a second: the idle worker's blocking reads, claim checks and backlog reads).`,
     '',
     `Max RSS of each target over its runs, warm-up included: ${allTargets.map((t) => `${t.name} ${mib(t.maxRssKiB)}`).join('; ')}. ` +
       `Broker RSS once started, before any load: ${brokers.map((b) => `${b.name} ${mib(idleRss.get(b.name) ?? 0)}`).join('; ')}.`,
     '',
     `Total time (build excluded): ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`,
     '',
-    'Reproduce: `npm run bench` (needs `wrk` and `redis-server` on PATH and free loopback ports; about 5 minutes with the build). ' +
+    'Reproduce: `npm run bench` (needs `wrk` and `redis-server` on PATH and free loopback ports; about 6 minutes with the build). ' +
       'It exits 0 when a target is missed (the table says FAIL) and non-zero when the apparatus itself breaks; ' +
       'when the apparatus check is not met, this report is still written, saying so at its top, and the run exits 1. ' +
       `\`BENCH_ROUNDS=n\` changes the number of rounds (${rounds} by default here, at least 2).`,

@@ -1,6 +1,8 @@
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
@@ -30,6 +32,8 @@ export const secrets = {
   starshipApiKey: `sk_test_${hex(16)}`,
   starshipApiSecret: hex(16),
   starshipSigningSecret: hex(16),
+  starshipWebhookSecret: hex(16),
+  webhookForwardSecret: `whsec_${randomBytes(32).toString('base64')}`,
 };
 
 /** A broker's environment changes for STARSHIP_AUTH=api-key with signing (the session's variables removed). */
@@ -151,6 +155,8 @@ export interface Broker {
   output: Output;
   publicUrl: string;
   internalUrl: string;
+  /** Its REDIS_KEY_PREFIX: its webhook stream is `${keyPrefix}webhooks`. */
+  keyPrefix: string;
 }
 
 export const serviceAuth = { authorization: `Bearer ${secrets.serviceKey}` };
@@ -233,6 +239,7 @@ export async function startBroker(name: string, upstreams: Upstreams, redisUrl: 
     output: drain(child),
     publicUrl: `http://127.0.0.1:${port}`,
     internalUrl: `http://127.0.0.1:${internalPort}`,
+    keyPrefix: options.keyPrefix,
   };
   await waitFor(`${name} /healthz`, async () => {
     const statuses = await Promise.all([
@@ -356,4 +363,21 @@ export async function upstreamCalls(upstreams: Upstreams): Promise<{ starship: C
       body: JSON.stringify({ partnership_id: '49', mode: 1 }),
     },
   };
+}
+
+/**
+ * Where an idle delivery worker would forward to (WEBHOOK_FORWARD_URL): a server in the bench's own
+ * process that answers 204. No webhook is sent to that broker, so it should receive nothing; it
+ * counts what it gets, and the report says so.
+ */
+export async function startForwardTarget(): Promise<{ url: string; received(): number; close(): void }> {
+  let received = 0;
+  const server = createServer((req, res) => {
+    received++;
+    req.resume();
+    res.writeHead(204).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/webhooks`, received: () => received, close: () => server.close() };
 }

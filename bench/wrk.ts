@@ -122,33 +122,43 @@ export interface WrkRun extends WrkReport {
   finish: number;
   /** wrk's own CPU time over the run (from /proc, sampled until just before it exits), per second of run. */
   generatorBusy: number;
+  /** Everything wrk printed: a script's `done()` adds its own lines after the report. */
+  stdout: string;
 }
 
 let scriptDir: string | undefined;
 const scripts = new Map<string, string>();
 
-/** A script file per distinct call, in a temporary directory removed when the bench exits. */
-function scriptFile(call: Call): string {
-  const text = wrkScript(call);
-  const known = scripts.get(text);
-  if (known !== undefined) return known;
+/** A path for a file of this name in the bench's temporary directory, which is removed when the bench exits. */
+export function tempPath(name: string): string {
   if (scriptDir === undefined) {
     const dir = mkdtempSync(join(tmpdir(), 'bench-wrk-'));
     scriptDir = dir;
     process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   }
-  const file = join(scriptDir, `call-${scripts.size + 1}.lua`);
+  return join(scriptDir, name);
+}
+
+/** A script file per distinct call. */
+function scriptFile(call: Call): string {
+  const text = wrkScript(call);
+  const known = scripts.get(text);
+  if (known !== undefined) return known;
+  const file = tempPath(`call-${scripts.size + 1}.lua`);
   writeFileSync(file, text);
   scripts.set(text, file);
   return file;
 }
 
-/** Runs wrk once against `call`; a wrk that fails or hangs breaks the run. */
-export async function wrk(call: Call, options: WrkOptions): Promise<WrkRun> {
+/**
+ * Runs wrk once against `call`; a wrk that fails or hangs breaks the run. `script` replaces the one
+ * generated from the call, for loads that no single request describes (bench/webhook-load.ts).
+ */
+export async function wrk(call: Call, options: WrkOptions, script = scriptFile(call)): Promise<WrkRun> {
   const args = [
     ...['--threads', String(options.threads), '--connections', String(options.connections)],
     ...['--duration', `${options.seconds}s`, '--timeout', `${options.timeoutS}s`, '--latency'],
-    ...['--script', scriptFile(call), call.url],
+    ...['--script', script, call.url],
   ];
   const start = Date.now();
   const child = track(spawn('wrk', args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -171,5 +181,5 @@ export async function wrk(call: Call, options: WrkOptions): Promise<WrkRun> {
   })) as [number | null];
   const finish = Date.now();
   if (code !== 0) throw new Error(`wrk on ${call.url} exited with ${code}: ${`${stderr}${stdout}`.trim().slice(-400)}`);
-  return { ...parseWrkOutput(stdout), start, finish, generatorBusy: cpu.seconds / Math.max(0.001, (cpu.at - start) / 1000) };
+  return { ...parseWrkOutput(stdout), start, finish, generatorBusy: cpu.seconds / Math.max(0.001, (cpu.at - start) / 1000), stdout };
 }

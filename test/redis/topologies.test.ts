@@ -1,9 +1,11 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startForwardTarget } from '../../sandbox/forward-target.js';
 import { startFakeStarship } from '../../sandbox/fake-starship.js';
-import { buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
+import { benjiApiKey, buildBroker, serviceKeys, starshipPassword, starshipUsername, type TestBroker } from '../support/broker.js';
+import { startFakeBenji } from '../support/fakes.js';
 import { startClockedStarship, type ClockedStarship } from '../support/clocked-starship.js';
 import { signUserToken } from '../support/jwt.js';
 import { startClusterTopology, startSentinelTopology, stopTopologies } from '../support/redis-topologies.js';
@@ -116,5 +118,58 @@ describe('Cluster', () => {
     const inspect = new Cluster(cluster.nodes.map(({ host, port }) => ({ host, port })));
     cleanups.push(async () => inspect.disconnect());
     expect(await inspect.xlen(`${world.prefix}webhooks`)).toBe(1);
+  });
+
+  it('keeps links and delivers webhooks through the consumer group on a cluster', async () => {
+    const cluster = await startClusterTopology();
+    const nodes = cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',');
+    const benji = await startFakeBenji({ apiKey: benjiApiKey });
+    const forwardSecret = secret(`whsec_${randomBytes(32).toString('base64')}`);
+    const target = await startForwardTarget({ secret: forwardSecret });
+    cleanups.push(
+      () => benji.close(),
+      () => target.close(),
+    );
+    const subject = buildBroker({
+      BENJI_BASE_URL: benji.url,
+      BENJI_AUTH_BASE_URL: benji.url,
+      REDIS_CLUSTER_NODES: nodes,
+      REDIS_KEY_PREFIX: 'cluster-links:',
+      STARSHIP_WEBHOOK_SECRET: starshipSecret,
+      WEBHOOK_FORWARD_URL: target.url,
+      WEBHOOK_FORWARD_SECRET: forwardSecret,
+    });
+    cleanups.push(async () => {
+      subject.broker.beginShutdown();
+      await subject.close();
+    });
+    await subject.broker.warmUp();
+    await until(() => subject.broker.redis?.status === 'ready', 'on the cluster', 15_000);
+
+    const user = `Bearer ${await signUserToken({ sub: 'cluster-user' })}`;
+    const linked = await request(subject.broker.publicApp)
+      .post('/v1/benji/exchange')
+      .set('authorization', user)
+      .send({ exchangeToken: benji.issueExchangeToken('ext-cluster') });
+    expect(linked.status).toBe(200);
+    const asUser = await request(subject.broker.internalApp)
+      .get('/v1/benji-users/cluster-user/users/me')
+      .set('authorization', `Bearer ${serviceKeys.orders}`);
+    expect(asUser.body.data.authenticatedAs).toBe('user');
+    expect((await request(subject.broker.publicApp).delete('/v1/benji/link').set('authorization', user)).status).toBe(204);
+
+    const body = JSON.stringify({ id: 'evt_cluster_forward', event_type: 'order.delivered', data: {} });
+    const at = Math.floor(Date.now() / 1000);
+    const stored = await request(subject.broker.publicApp)
+      .post('/v1/webhooks/starship')
+      .set('x-timestamp', String(at))
+      .set('x-signature', createHmac('sha256', starshipSecret).update(`${at}.${body}`).digest('hex'))
+      .send(body);
+    expect(stored.body).toEqual({ received: true });
+    await until(
+      () => target.deliveries.some((delivery) => delivery.verified && delivery.id === 'evt_cluster_forward'),
+      'forwarded',
+      10_000,
+    );
   });
 });

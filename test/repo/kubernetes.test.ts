@@ -215,12 +215,12 @@ describe('deploy/kubernetes', () => {
     }
   });
 
-  it('the autoscaler owns the replica count, at least two, and the budget lets one go at a time', () => {
+  it('runs two replicas, the autoscaler keeps at least two, and the budget lets one go at a time', () => {
     const hpa = only<IHorizontalPodAutoscaler>('HorizontalPodAutoscaler').spec!;
     expect(hpa.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata?.name });
     expect(hpa.minReplicas).toBe(2);
-    // A replicas field would undo the autoscaler's choice on every apply.
-    expect(deployment.spec?.replicas).toBeUndefined();
+    expect(deployment.spec?.replicas).toBe(2);
+    expect(hpa.minReplicas).toBe(deployment.spec?.replicas);
     // CPU utilization is measured against the request.
     expect(broker.resources?.requests?.cpu).toBeDefined();
     expect(broker.resources?.limits?.memory).toBeDefined();

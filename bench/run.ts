@@ -45,6 +45,7 @@ import {
   type Broker,
   type PrivateRedis,
 } from './targets.js';
+import { startOtlpSink } from './otlp-sink.js';
 import type { UpstreamsStats } from './upstreams.js';
 import { requireWrk, wrk } from './wrk.js';
 
@@ -107,11 +108,23 @@ const apiKeySigned: BrokerConfig = {
 };
 const proxyBrokers = [npmStart, imageSettings, apiKeySigned, ...(atBase === undefined ? [] : [atBase])];
 const connectBrokers = [npmStart, imageSettings, ...(atBase === undefined ? [] : [atBase])];
-const brokerConfigs = [...new Set([...proxyBrokers, ...connectBrokers])];
+/**
+ * Issue 15: tracing on, every span recorded and exported (to a sink in this process), measured in
+ * the same rounds against `imageSettings` (tracing off) only: what tracing costs is reported, not
+ * judged against the baselines' targets. What tracing off costs is `imageSettings` against
+ * BENCH_BASE_REF (a commit before tracing).
+ */
+const otlpSink = await startOtlpSink();
+const tracedAll: BrokerConfig = {
+  name: 'broker, tracing 100 %, image settings',
+  how: "OTEL_EXPORTER_OTLP_ENDPOINT at a loopback sink (protobuf), OTEL_TRACES_SAMPLER=always_on, the image's settings",
+  env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink.url, OTEL_TRACES_SAMPLER: 'always_on' },
+};
+const brokerConfigs = [...new Set([...proxyBrokers, ...connectBrokers, tracedAll])];
 
 const runSeconds = (targets: number) => targets * (defaultSchedule.warmupS + defaultSchedule.rounds * defaultSchedule.runS);
 /** Every run (the upstream alone is one more target per group), with a margin, the storm (about 25 s) and starting things. */
-const BUDGET_MS = ((runSeconds(proxyBrokers.length + 3) + runSeconds(connectBrokers.length + 2)) * 1.15 + 40 + 60) * 1000;
+const BUDGET_MS = ((runSeconds(proxyBrokers.length + 4) + runSeconds(connectBrokers.length + 2)) * 1.15 + 40 + 60) * 1000;
 
 installCleanup();
 const startedAt = Date.now();
@@ -281,7 +294,10 @@ async function main(): Promise<void> {
   );
   const bareProxy = target('bare pass-through', bare, proxyCall(bare.url), { baseline: true });
   const hpmProxy = target('http-proxy-middleware', hpm, proxyCall(hpm.url), { baseline: true });
-  const proxyTargets = [...brokerProxies, bareProxy, hpmProxy];
+  const tracedProxy = target(`${tracedAll.name}, proxy`, started(tracedAll), proxyCall(started(tracedAll).internalUrl), {
+    baseline: false,
+  });
+  const proxyTargets = [...brokerProxies, tracedProxy, bareProxy, hpmProxy];
   await measureGroup(apparatus, [...proxyTargets, starshipAlone]);
 
   const brokerConnects = connectBrokers.map((config) =>
@@ -353,6 +369,13 @@ async function main(): Promise<void> {
       add(compared(`${now.name}, CPU per request (all threads)`, now, before, (r) => r.cpuUs, micro, noRegression));
       add(compared(`${now.name}, req/s`, now, before, rps, count, faster));
     }
+  }
+  // Issue 15: the price of tracing every request, against the same broker with tracing off.
+  const untracedProxy = brokerProxies[proxyBrokers.indexOf(imageSettings)];
+  if (untracedProxy !== undefined) {
+    const price = { text: 'reported: the price of 100 % sampling', met: () => true };
+    add(compared(`${tracedProxy.name}, CPU per request (all threads)`, tracedProxy, untracedProxy, (r) => r.cpuUs, micro, price));
+    add(compared(`${tracedProxy.name}, req/s`, tracedProxy, untracedProxy, rps, count, price));
   }
   // CPU ratios have no target of their own here but are steadier than req/s: per round, in the data.
   const cpuRatios = [
@@ -451,6 +474,8 @@ async function main(): Promise<void> {
       'Every target’s stdout is a pipe the bench reads and throws away, as a container runtime does (not /dev/null); stderr goes to the bench’s. ' +
       'The upstreams of the throughput runs are bench/lean-upstreams.ts: a Starship login and `GET /api/v1/products`, Benji’s connect, on Node’s own HTTP server, in one process of their own under tsx (the sandbox fakes the tests use record every request and cost a few times more per call; they serve the refresh storm). wrk counts statuses ≥ 400 and socket errors as failures.',
     `- What each target wrote to its stdout: ${allTargets.map(stdoutOf).join('; ')}.`,
+    `- Spans the traced broker exported to the sink over all its runs: ${fmt(otlpSink.stats().exports)} exports, ${mib(otlpSink.stats().bytes / 1024)} ` +
+      `(the SDK's batches of at most 512, a queue of 2,048: what does not fit is dropped, not queued).`,
     apparatusLine,
     ...capacityLines,
     '',
@@ -484,6 +509,7 @@ async function main(): Promise<void> {
   clearTimeout(budget);
   await stopService(redis.child);
   redis.client.disconnect();
+  await otlpSink.close();
   // The report is written either way (it shows why), but a run the apparatus may have bounded has failed.
   if (short.length > 0) {
     throw new Error(

@@ -47,6 +47,7 @@ import {
   type Broker,
   type PrivateRedis,
 } from './targets.js';
+import { startOtlpSink } from './otlp-sink.js';
 import type { UpstreamsStats } from './upstreams.js';
 import { receivingLoad } from './webhook-load.js';
 import { requireWrk, wrk } from './wrk.js';
@@ -139,7 +140,19 @@ const webhookReceiver: BrokerConfig = {
 };
 const proxyBrokers = [npmStart, imageSettings, apiKeySigned, workerIdle, ...(atBase === undefined ? [] : [atBase])];
 const connectBrokers = [npmStart, imageSettings, ...(atBase === undefined ? [] : [atBase])];
-const brokerConfigs = [...new Set([...proxyBrokers, ...connectBrokers, webhookReceiver])];
+/**
+ * Issue 15: tracing on, every span recorded and exported (to a sink in this process), measured in
+ * the same rounds against `imageSettings` (tracing off) only: what tracing costs is reported, not
+ * judged against the baselines' targets. What tracing off costs is `imageSettings` against
+ * BENCH_BASE_REF (a commit before tracing).
+ */
+const otlpSink = await startOtlpSink();
+const tracedAll: BrokerConfig = {
+  name: 'broker, tracing 100 %, image settings',
+  how: "OTEL_EXPORTER_OTLP_ENDPOINT at a loopback sink (protobuf), OTEL_TRACES_SAMPLER=always_on, the image's settings",
+  env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink.url, OTEL_TRACES_SAMPLER: 'always_on' },
+};
+const brokerConfigs = [...new Set([...proxyBrokers, ...connectBrokers, webhookReceiver, tracedAll])];
 /**
  * Receiving runs get this many new events written per second of run, so that no run sends one
  * twice: more than the broker's main thread could answer with a core to itself, at the CPU per event
@@ -150,12 +163,12 @@ const WEBHOOK_TARGET_PER_S = 2_000;
 
 const runSeconds = (targets: number) => targets * (defaultSchedule.warmupS + defaultSchedule.rounds * defaultSchedule.runS);
 /**
- * Every run (the upstream alone is one more target per group; the connect group also runs the
- * webhook receiver), with a margin, signing each receiving run's requests, the storm (about 25 s)
- * and starting things.
+ * Every run (the upstream alone is one more target per group; the proxy group also runs the traced
+ * broker, the connect group the webhook receiver), with a margin, signing each receiving run's
+ * requests, the storm (about 25 s) and starting things.
  */
 const BUDGET_MS =
-  ((runSeconds(proxyBrokers.length + 3) + runSeconds(connectBrokers.length + 3)) * 1.15 + (defaultSchedule.rounds + 1) * 3 + 40 + 60) *
+  ((runSeconds(proxyBrokers.length + 4) + runSeconds(connectBrokers.length + 3)) * 1.15 + (defaultSchedule.rounds + 1) * 3 + 40 + 60) *
   1000;
 
 installCleanup();
@@ -360,7 +373,10 @@ async function main(): Promise<void> {
   );
   const bareProxy = target('bare pass-through', bare, proxyCall(bare.url), { baseline: true });
   const hpmProxy = target('http-proxy-middleware', hpm, proxyCall(hpm.url), { baseline: true });
-  const proxyTargets = [...brokerProxies, bareProxy, hpmProxy];
+  const tracedProxy = target(`${tracedAll.name}, proxy`, started(tracedAll), proxyCall(started(tracedAll).internalUrl), {
+    baseline: false,
+  });
+  const proxyTargets = [...brokerProxies, tracedProxy, bareProxy, hpmProxy];
   await measureGroup(apparatus, [...proxyTargets, starshipAlone]);
 
   const brokerConnects = connectBrokers.map((config) =>
@@ -506,6 +522,13 @@ async function main(): Promise<void> {
       add(compared(`${now.name}, req/s`, now, before, rps, count, faster));
     }
   }
+  // Issue 15: the price of tracing every request, against the same broker with tracing off.
+  const untracedProxy = brokerProxies[proxyBrokers.indexOf(imageSettings)];
+  if (untracedProxy !== undefined) {
+    const price = { text: 'reported: the price of 100 % sampling', met: () => true };
+    add(compared(`${tracedProxy.name}, CPU per request (all threads)`, tracedProxy, untracedProxy, (r) => r.cpuUs, micro, price));
+    add(compared(`${tracedProxy.name}, req/s`, tracedProxy, untracedProxy, rps, count, price));
+  }
   // CPU ratios have no target of their own here but are steadier than req/s: per round, in the data.
   const cpuRatios = [
     ...(idleProxy !== undefined && offProxy !== undefined
@@ -615,6 +638,8 @@ async function main(): Promise<void> {
       'The receiver runs in the connect-token rounds (the same door). ' +
       'The upstreams of the throughput runs are bench/lean-upstreams.ts: a Starship login and `GET /api/v1/products`, Benji’s connect, on Node’s own HTTP server, in one process of their own under tsx (the sandbox fakes the tests use record every request and cost a few times more per call; they serve the refresh storm). wrk counts statuses ≥ 400 and socket errors as failures.',
     `- What each target wrote to its stdout: ${allTargets.map(stdoutOf).join('; ')}.`,
+    `- Spans the traced broker exported to the sink over all its runs: ${fmt(otlpSink.stats().exports)} exports, ${mib(otlpSink.stats().bytes / 1024)} ` +
+      `(the SDK's batches of at most 512, a queue of 2,048: what does not fit is dropped, not queued).`,
     apparatusLine,
     ...capacityLines,
     '',
@@ -656,6 +681,7 @@ async function main(): Promise<void> {
   clearTimeout(budget);
   await stopService(redis.child);
   redis.client.disconnect();
+  await otlpSink.close();
   // The report is written either way (it shows why), but a run the apparatus may have bounded has failed.
   if (short.length > 0) {
     throw new Error(

@@ -27,6 +27,7 @@ import type { Door } from './http/request-logging.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { createSecretScrubber } from './observability/secret-scrubber.js';
+import { createTracing, type Tracing, type TracingSdk } from './observability/tracing.js';
 import { createRedisClient } from './redis.js';
 import { createBenjiAuth } from './upstream/benji/benji-auth.js';
 import { createBenjiClient } from './upstream/benji/benji-client.js';
@@ -42,6 +43,8 @@ export interface BrokerOptions extends BrokerOverrides {
   version: string;
   /** Where the broker's log lines go (every line is scrubbed of configured secrets first). */
   logDestination: DestinationStream;
+  /** The OpenTelemetry SDK (`loadTracingSdk()`), which must be loaded when the config turns tracing on. */
+  tracingSdk?: TracingSdk | undefined;
 }
 
 /** Stand-ins a test may pass instead of what the config would build. */
@@ -60,6 +63,8 @@ export interface Broker {
   readonly refuseConnect: (req: IncomingMessage, socket: Duplex) => void;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** `noTracing` unless the config turns tracing on (tests flush it). */
+  readonly tracing: Tracing;
   /** The Starship session, when STARSHIP_AUTH=session (tests look at it). */
   readonly session: StarshipSession | undefined;
   /** The shared Redis connection, when configured (readiness and tests look at its state). */
@@ -68,14 +73,24 @@ export interface Broker {
   warmUp(): Promise<void>;
   /** Readiness turns 503 so load balancers stop sending; in-flight requests carry on. */
   beginShutdown(): void;
-  /** Releases connections (Redis, upstream pools). Call after the listeners have closed. */
+  /** Releases connections (Redis, upstream pools) and exports the last spans. Call after the listeners have closed. */
   close(): Promise<void>;
 }
 
 /** The composition root: every collaborator is built here, by hand, from the config. */
-export function createBroker(config: Config, { version, logDestination, ...overrides }: BrokerOptions): Broker {
+export function createBroker(config: Config, { version, logDestination, tracingSdk, ...overrides }: BrokerOptions): Broker {
   const scrubber = createSecretScrubber(configuredSecrets(config));
-  const logger = createLogger({ level: config.logLevel, scrubLine: scrubber.line, destination: logDestination });
+  // Export failures are reported after an export, long after the logger below exists.
+  const tracing = createTracing(config.tracing, tracingSdk, {
+    version,
+    onExportFailure: (status) => logger.warn({ status }, 'trace export failed; spans are being dropped until it succeeds'),
+  });
+  const logger = createLogger({
+    level: config.logLevel,
+    scrubLine: scrubber.line,
+    destination: logDestination,
+    ...(tracing.enabled && { mixin: tracing.logFields }),
+  });
   const metrics = createMetrics();
   const redis: RedisClient | undefined =
     config.redis === undefined ? undefined : createRedisClient(config.redis.connection, logger, () => metrics.redisError('connection'));
@@ -85,7 +100,7 @@ export function createBroker(config: Config, { version, logDestination, ...overr
   // Benji: the connect-token calls and the proxied partner-API calls get separate pools (a flood of
   // slow proxied calls must not queue connect tokens), and the auth service, another origin, its own.
   const benjiUrl = new URL(config.benji.baseUrl);
-  const benjiUpstream = createUpstream({ name: 'benji', timeoutMs: config.benji.timeoutMs, metrics });
+  const benjiUpstream = createUpstream({ name: 'benji', timeoutMs: config.benji.timeoutMs, metrics, tracing });
   const benjiPool = createUpstreamPool(benjiUrl.origin, { connections: 32, timeoutMs: config.benji.timeoutMs });
   const benjiProxyPool = createUpstreamPool(benjiUrl.origin, { connections: 128, timeoutMs: config.benji.timeoutMs });
   const benjiAuthUrl = new URL(config.benji.authBaseUrl);
@@ -115,6 +130,7 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     ttlDays: config.benji.links.ttlDays,
     upstreamTimeoutMs: config.benji.timeoutMs,
     onEvent: (event) => metrics.linkEvent(event),
+    tracing,
   });
   const benjiPartnerKey = createStaticKeyCredential({
     headers: { 'x-api-key': config.benji.apiKey },
@@ -128,7 +144,7 @@ export function createBroker(config: Config, { version, logDestination, ...overr
   // Starship: proxied calls and a session's own calls get separate pools, so that a flood of slow
   // or streaming calls can never queue a refresh behind them until the token expires.
   const starshipOrigin = new URL(config.starship.baseUrl).origin;
-  const starship = createUpstream({ name: 'starship', timeoutMs: config.starship.timeoutMs, metrics });
+  const starship = createUpstream({ name: 'starship', timeoutMs: config.starship.timeoutMs, metrics, tracing });
   const starshipProxyPool = createUpstreamPool(starshipOrigin, { connections: 128, timeoutMs: config.starship.timeoutMs });
   const starshipAuthPool = createUpstreamPool(starshipOrigin, { connections: 4, timeoutMs: config.starship.timeoutMs });
   const starshipCredential = createStarshipCredential(config.starship.auth, {
@@ -141,6 +157,7 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     metrics,
     scrub: scrubber.text,
     random: overrides.random,
+    tracing,
   });
 
   const webhookQueue = createWebhookQueue(config, redis, clock, logger);
@@ -156,6 +173,7 @@ export function createBroker(config: Config, { version, logDestination, ...overr
           clock,
           logger,
           metrics,
+          tracing,
           ...(overrides.random !== undefined && { random: overrides.random }),
           ...(overrides.deliveryTimings !== undefined && { timings: overrides.deliveryTimings }),
         });
@@ -172,7 +190,7 @@ export function createBroker(config: Config, { version, logDestination, ...overr
       starship: () => starshipCredential.snapshot(),
       shuttingDown: () => shuttingDown,
     });
-  const shared = { logger, metrics, trustProxy: config.http.trustProxy, version };
+  const shared = { logger, metrics, tracing, trustProxy: config.http.trustProxy, version };
   const identifyUser = frontendAuth(config.frontendAuth, clock, metrics);
   const rateLimit = connectRateLimit({ perMinute: config.connectTokenRateLimit, redis, keyPrefix: config.redis?.keyPrefix ?? '' });
 
@@ -195,6 +213,7 @@ export function createBroker(config: Config, { version, logDestination, ...overr
       toleranceS: config.webhooks.toleranceS,
       clock,
       metrics,
+      tracing,
     },
   });
   const identifyService = serviceIdentifier(config.internalAuth.keys);
@@ -249,6 +268,7 @@ export function createBroker(config: Config, { version, logDestination, ...overr
     refuseConnect: refuseConnect(logger),
     logger,
     metrics,
+    tracing,
     session: starshipCredential.session,
     redis,
     async warmUp() {
@@ -271,6 +291,7 @@ export function createBroker(config: Config, { version, logDestination, ...overr
       const pools = [benjiPool, benjiProxyPool, benjiAuthPool, starshipProxyPool, starshipAuthPool];
       await Promise.all(pools.map((pool) => pool.destroy()));
       if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());
+      await tracing.shutdown();
     },
   };
 }

@@ -5,6 +5,7 @@ import { createBroker } from './compose.js';
 import { cutSecretWarnings, envFilesOf, type ConfigWarning } from './config/env-file-check.js';
 import { loadConfig } from './config/load-config.js';
 import { createStdoutDestination } from './observability/stdout-destination.js';
+import { loadTracingSdk } from './observability/tracing.js';
 import { readPackageVersion } from './package-version.js';
 import { serve } from './server.js';
 
@@ -42,7 +43,9 @@ async function main(): Promise<void> {
   const config = loaded.config;
   // Batched, and unable to block the process or its exit when nobody reads stdout.
   const logDestination = createStdoutDestination({ stream: process.stdout, onExit: (write) => process.once('exit', write) });
-  const broker = createBroker(config, { version, logDestination });
+  // Only when tracing is on: otherwise no OpenTelemetry module is ever loaded.
+  const tracingSdk = config.tracing === undefined ? undefined : await loadTracingSdk();
+  const broker = createBroker(config, { version, logDestination, tracingSdk });
   const { logger } = broker;
   for (const { variable, message } of warnings) logger.warn({ variable }, message);
   const running = await serve(broker, config.http).catch(async (error: unknown) => {

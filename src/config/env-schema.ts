@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import proxyAddr from 'proxy-addr';
 import { z } from 'zod';
 import { benjiModes } from '../upstream/benji/benji-modes.js';
+import { tracingEnv } from './tracing-env.js';
 
 /**
  * Every environment variable the broker reads, keyed by its own name so that a problem names the
@@ -242,6 +243,8 @@ export const envSchema = z.object({
   WEBHOOK_MAX_ATTEMPTS: int(1, 100).default(12),
   WEBHOOK_STREAM_MAXLEN: int(1_000, 100_000_000).default(100_000),
   INTERNAL_ADMIN_CALLERS: list.pipe(z.array(callerName)).default([]),
+
+  ...tracingEnv,
 });
 
 export type Env = z.output<typeof envSchema>;

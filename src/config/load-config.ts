@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { BenjiMode } from '../upstream/benji/benji-modes.js';
 import { envSchema, secretVariables, type Env } from './env-schema.js';
+import { tracingConfig, type TracingConfig } from './tracing-env.js';
 
 export interface Config {
   readonly http: {
@@ -51,6 +52,8 @@ export interface Config {
     readonly adminCallers: readonly string[];
   };
   readonly webhooks: WebhooksConfig;
+  /** OpenTelemetry tracing; absent: off, and no SDK is loaded. */
+  readonly tracing: TracingConfig | undefined;
 }
 
 /** Receiving the upstreams' webhooks, and delivering them to an internal endpoint. */
@@ -250,6 +253,7 @@ function toConfig(env: Env): Config {
       maxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
       streamMaxLen: env.WEBHOOK_STREAM_MAXLEN,
     },
+    tracing: tracingConfig(env),
   };
 }
 

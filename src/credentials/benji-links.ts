@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { LinkEvent } from '../observability/metrics.js';
+import { noTracing, type Tracing } from '../observability/tracing.js';
 import type { BenjiAuth, BenjiUserTokens } from '../upstream/benji/benji-auth.js';
 import type { CallHeaders, Credential } from './credential.js';
 import { createRenewalLock } from './renewal-lock.js';
@@ -72,6 +73,8 @@ export interface BenjiLinksOptions {
   upstreamTimeoutMs: number;
   onEvent?: (event: LinkEvent) => void;
   lockPollMs?: number;
+  /** Each refresh and lock wait is a span, with its outcome (never the user). */
+  tracing?: Tracing;
 }
 
 const storedLinkSchema = z.object({
@@ -94,10 +97,18 @@ const firstConnectionWaitMs = 2_000;
 export function createBenjiLinks(options: BenjiLinksOptions): BenjiLinks {
   const { auth, store, clock, logger, refreshBeforeS } = options;
   const onEvent = options.onEvent ?? (() => undefined);
+  const tracing = options.tracing ?? noTracing;
   const ttlMs = options.ttlDays * dayMs;
   // A holder makes at most one call to Benji's auth service, then writes.
   const lockTtlMs = options.upstreamTimeoutMs + 5_000;
-  const lock = createRenewalLock({ store, ttlMs: lockTtlMs, waitMs: lockTtlMs + 1_000, pollMs: options.lockPollMs ?? 50 });
+  const lock = createRenewalLock({
+    store,
+    ttlMs: lockTtlMs,
+    waitMs: lockTtlMs + 1_000,
+    pollMs: options.lockPollMs ?? 50,
+    tracing,
+    guards: 'benji link',
+  });
   const flights = createSingleFlight();
   const names = (user: string) => ({ link: `benji:link:${user}`, lock: `benji:lock:${user}` });
 
@@ -154,13 +165,18 @@ export function createBenjiLinks(options: BenjiLinksOptions): BenjiLinks {
         async () => {
           const link = await read(user);
           if (link === undefined || !stale(link)) return;
-          let result;
-          try {
-            result = await auth.refresh(link);
-          } catch (error) {
-            onEvent('refresh_failed');
-            throw error;
-          }
+          const result = await tracing.inSpan('benji link refresh', { 'broker.operation': 'refresh' }, async (span) => {
+            try {
+              const refreshed = await auth.refresh(link);
+              span.set({ 'broker.outcome': refreshed.ok ? 'success' : 'refused' });
+              if (!refreshed.ok) span.fail('refused');
+              return refreshed;
+            } catch (error) {
+              span.set({ 'broker.outcome': 'failed' });
+              onEvent('refresh_failed');
+              throw error;
+            }
+          });
           if (!result.ok) {
             await store.delete(names(user).link).catch((error: unknown) => {
               throw storeUnavailable(error);

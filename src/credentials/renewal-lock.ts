@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { noTracing, type Tracing } from '../observability/tracing.js';
 import type { SharedStore } from './stores/shared-store.js';
 
 /**
@@ -37,9 +38,25 @@ export interface RenewalLockOptions {
   pollMs: number;
   /** How a wait ended and how long it took, for the lock-wait metric. */
   onWait?: (seconds: number, outcome: LockWait['outcome']) => void;
+  /** Each wait is a span named after what the lock guards (`starship session`), never whose lock it is. */
+  tracing?: Tracing;
+  guards?: string;
 }
 
-export function createRenewalLock({ store, ttlMs, waitMs, pollMs, onWait }: RenewalLockOptions): RenewalLock {
+export function createRenewalLock(options: RenewalLockOptions): RenewalLock {
+  const { tracing = noTracing, guards = 'renewal' } = options;
+  const lock = untracedLock(options);
+  return {
+    acquire: (name, whileWaiting) =>
+      tracing.inSpan(`${guards} lock wait`, { 'broker.lock': guards }, async (span) => {
+        const wait = await lock.acquire(name, whileWaiting);
+        span.set({ 'broker.outcome': wait.outcome });
+        return wait;
+      }),
+  };
+}
+
+function untracedLock({ store, ttlMs, waitMs, pollMs, onWait }: RenewalLockOptions): RenewalLock {
   const instance = randomUUID();
   let count = 0;
 

@@ -4,6 +4,7 @@ import type { StarshipAuthConfig } from '../config/load-config.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Scrub } from '../observability/secret-scrubber.js';
+import type { Tracing } from '../observability/tracing.js';
 import { createStarshipAuth } from '../upstream/starship/starship-auth.js';
 import type { Upstream } from '../upstream/upstream-http.js';
 import type { Credential } from './credential.js';
@@ -48,12 +49,13 @@ export interface StarshipCredentialDeps {
   scrub: Scrub;
   /** Jitter source for renewal backoff. */
   random?: (() => number) | undefined;
+  tracing: Tracing;
 }
 
 const staticStatus: StarshipStatus = { state: 'static', accessExpiresAt: undefined, cooldownUntil: undefined, blocked: false };
 
 export function createStarshipCredential(auth: StarshipAuthConfig, deps: StarshipCredentialDeps): StarshipCredential {
-  const { upstream, authPool, store, timeoutMs, clock, logger, metrics, scrub, random } = deps;
+  const { upstream, authPool, store, timeoutMs, clock, logger, metrics, scrub, random, tracing } = deps;
   if (auth.kind === 'api-key') {
     return {
       credential: createStarshipApiKeyCredential({
@@ -77,6 +79,7 @@ export function createStarshipCredential(auth: StarshipAuthConfig, deps: Starshi
     metrics,
     refreshBeforeS: auth.refreshBeforeS,
     upstreamTimeoutMs: timeoutMs,
+    tracing,
     ...(random !== undefined && { random }),
   });
   metrics.watchSession(

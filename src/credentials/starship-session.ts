@@ -3,7 +3,8 @@ import type { Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { noMetrics, type TokenMetrics } from '../observability/metrics.js';
-import type { AuthFailure, StarshipAuth, StarshipTokens } from '../upstream/starship/starship-auth.js';
+import { noTracing, type Tracing } from '../observability/tracing.js';
+import type { AuthFailure, AuthResult, StarshipAuth, StarshipTokens } from '../upstream/starship/starship-auth.js';
 import type { CallHeaders, Credential } from './credential.js';
 import { createLoginCooldown } from './login-cooldown.js';
 import { createRenewalLock, type LockWait } from './renewal-lock.js';
@@ -74,6 +75,8 @@ export interface StarshipSessionOptions {
   random?: () => number;
   lockPollMs?: number;
   metrics?: TokenMetrics;
+  /** Each login, refresh and lock wait is a span, with its outcome. */
+  tracing?: Tracing;
 }
 
 /**
@@ -154,6 +157,7 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
   const { auth, store, clock, logger } = options;
   const random = options.random ?? Math.random;
   const metrics = options.metrics ?? noMetrics;
+  const tracing = options.tracing ?? noTracing;
   // A holder makes at most a refresh and a login, each bounded by the upstream timeout.
   const lockTtlMs = 2 * options.upstreamTimeoutMs + 5_000;
   const renewalLock = createRenewalLock({
@@ -165,6 +169,8 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
       const label = lockWaitLabels[outcome];
       if (label !== undefined) metrics.lockWait(seconds, label);
     },
+    tracing,
+    guards: 'starship session',
   });
   const flights = createSingleFlight();
   const inFlight = () => flights.inFlight(flightKey);
@@ -346,7 +352,7 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
   async function refreshOrLogin(): Promise<void> {
     const set = current;
     if (set !== undefined && canRefresh(set, clock())) {
-      const result = await auth.refresh(set.refreshToken);
+      const result = await traced('refresh', () => auth.refresh(set.refreshToken));
       if (result.ok) return accept(result.tokens, 'refresh');
       const { failure } = result;
       const spent = failure.kind === 'rejected' || (failure.kind === 'unavailable' && failure.maybeProcessed);
@@ -364,7 +370,7 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
     const active = await cooldown.active(clock());
     if (active !== undefined) throw cooldownError(active);
 
-    const result = await auth.login();
+    const result = await traced('login', () => auth.login());
     if (result.ok) return accept(result.tokens, 'login');
     const { failure } = result;
     if (failure.kind === 'throttled') {
@@ -401,6 +407,21 @@ export function createStarshipSession(options: StarshipSessionOptions): Starship
       { clientId: tokens.clientId, accessExpiresAt: iso(tokens.accessExpiresAt) },
       kind === 'login' ? 'starship login succeeded' : 'starship tokens refreshed',
     );
+  }
+
+  /** A login or refresh in a span of its own, with its outcome in the metric's words (never a token). */
+  function traced(kind: 'login' | 'refresh', call: () => Promise<AuthResult>): Promise<AuthResult> {
+    return tracing.inSpan(`starship session ${kind}`, { 'broker.operation': kind }, async (span) => {
+      const result = await call();
+      if (result.ok) span.set({ 'broker.outcome': 'success' });
+      else {
+        const { failure } = result;
+        const outcome = failure.kind === 'unavailable' && failure.timeout ? 'timeout' : failure.kind;
+        span.set({ 'broker.outcome': outcome });
+        span.fail(outcome);
+      }
+      return result;
+    });
   }
 
   /** Exponential, with jitter, by the number of failures in a row. */

@@ -3,6 +3,7 @@ import helmet from 'helmet';
 import { z } from 'zod';
 import type { Metrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
+import type { Tracing } from '../observability/tracing.js';
 import { methodNotAllowed, notFound, problemHandler } from './problem.js';
 import type { Readiness } from './readiness.js';
 import { requestObservation, type Door } from './request-logging.js';
@@ -16,6 +17,7 @@ export interface BaseAppOptions {
   door: Door;
   logger: Logger;
   metrics: Metrics;
+  tracing: Tracing;
   trustProxy: boolean | number | string | undefined;
   readiness: () => Readiness;
   /** This door's OpenAPI description, served as /openapi.json. */
@@ -64,7 +66,7 @@ const securityHeaders: Record<Door, RequestHandler> = {
  * methods it does not take with 405 (`methodNotAllowed`), after its own routes.
  */
 export function createDoorApp(
-  { door, logger, metrics, trustProxy, readiness, openapi, version }: BaseAppOptions,
+  { door, logger, metrics, tracing, trustProxy, readiness, openapi, version }: BaseAppOptions,
   mountRoutes: (app: Express) => void,
 ): Express {
   const app = express();
@@ -72,7 +74,7 @@ export function createDoorApp(
   app.set('etag', false);
   if (trustProxy !== undefined) app.set('trust proxy', trustProxy);
   app.use(securityHeaders[door]);
-  app.use(requestObservation({ logger, door, metrics }));
+  app.use(requestObservation({ logger, door, metrics, tracing }));
 
   mountRoutes(app);
 

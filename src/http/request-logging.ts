@@ -3,6 +3,7 @@ import type { RequestHandler } from 'express';
 import type { AppError, ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { RequestSpan, Tracing } from '../observability/tracing.js';
 
 /** What a request's handlers tell its log line and metrics, typed: the one use of `res.locals`. */
 declare module 'express-serve-static-core' {
@@ -88,14 +89,27 @@ function decodedName(name: string): string {
 export type Door = 'public' | 'internal';
 
 /**
- * The request id, one log line per request, and the request metrics, from one listener.
+ * The request id, one log line per request, the request metrics and, with tracing on, the request's
+ * SERVER span, from one listener.
  *
  * This replaces pino-http: it made two child loggers for every request (its design), a clear cost
  * in the proxy's CPU profile (bench/README.md); the line it wrote is the same.
  * Only what helps to trace a call is logged — never headers or bodies, which carry credentials.
+ * Probes (`quietPaths`) get no span: at 100 % sampling they would fill the traces.
  */
-export function requestObservation({ logger, door, metrics }: { logger: Logger; door: Door; metrics: Metrics }): RequestHandler {
+export function requestObservation({
+  logger,
+  door,
+  metrics,
+  tracing,
+}: {
+  logger: Logger;
+  door: Door;
+  metrics: Metrics;
+  tracing: Tracing;
+}): RequestHandler {
   const log = logger.child({ door });
+  const traced = tracing.enabled;
   return (req, res, next) => {
     const inbound = req.headers['x-request-id'];
     const id = typeof inbound === 'string' && saneRequestId.test(inbound) ? inbound : randomUUID();
@@ -103,6 +117,8 @@ export function requestObservation({ logger, door, metrics }: { logger: Logger; 
     req.log = log;
     res.setHeader('x-request-id', id);
     const startedAt = performance.now();
+    const span: RequestSpan | undefined =
+      traced && !quietPaths.has(pathOf(req.url)) ? tracing.serverSpan(req.headers, req.method, door) : undefined;
 
     res.once('close', () => {
       const ms = performance.now() - startedAt;
@@ -110,6 +126,7 @@ export function requestObservation({ logger, door, metrics }: { logger: Logger; 
       // Route patterns, not URLs, so the label set stays small and holds no ids.
       const route = (req.route as { path?: string } | undefined)?.path ?? locals.route ?? 'unmatched';
       metrics.observeRequest(door, route, req.method, res.statusCode, locals.caller ?? 'none', ms / 1000);
+      span?.end(route === 'unmatched' ? undefined : route, res.statusCode, locals.caller);
 
       const url = locals.loggedUrl ?? req.originalUrl;
       const queryAt = url.indexOf('?');
@@ -124,6 +141,10 @@ export function requestObservation({ logger, door, metrics }: { logger: Logger; 
         responseTime: Math.round(ms),
         userAgent: req.headers['user-agent'],
       };
+      if (span !== undefined) {
+        fields.traceId = span.traceId;
+        fields.spanId = span.spanId;
+      }
       if (locals.caller !== undefined) fields.caller = locals.caller;
       if (locals.problem !== undefined) fields.problem = locals.problem;
       if (locals.reason !== undefined) fields.reason = locals.reason;
@@ -132,6 +153,12 @@ export function requestObservation({ logger, door, metrics }: { logger: Logger; 
       if (error !== undefined || res.statusCode >= 500) log.error(fields, 'request failed');
       else log.info(fields, aborted ? 'request aborted' : 'request completed');
     });
-    next();
+    if (span === undefined) next();
+    else span.run(next);
   };
+}
+
+function pathOf(url: string): string {
+  const queryAt = url.indexOf('?');
+  return queryAt === -1 ? url : url.slice(0, queryAt);
 }

@@ -37,12 +37,15 @@ export interface LoggerOptions {
    * (an upstream's error text, an exception message), before the line is written.
    */
   scrubLine?: Scrub;
+  /** Fields every line gets when they are known (tracing's `traceId` and `spanId`); set only when tracing is on. */
+  mixin?: () => object;
 }
 
-export function createLogger({ level, destination, scrubLine }: LoggerOptions): Logger {
+export function createLogger({ level, destination, scrubLine, mixin }: LoggerOptions): Logger {
   const options = {
     level,
     ...(scrubLine !== undefined && { hooks: { streamWrite: scrubLine } }),
+    ...(mixin !== undefined && { mixin }),
     base: { service: 'token-broker' },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: redactPaths, censor: '[redacted]' },

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { AppError } from '../errors.js';
 import type { UpstreamMetrics } from '../observability/metrics.js';
+import { noTracing, type Tracing } from '../observability/tracing.js';
 
 /**
  * The plumbing of every call the broker makes to Benji or Starship, written once: connection pools,
@@ -57,24 +58,33 @@ export interface Upstream {
 /**
  * One upstream's calls. Every failure rejects with an AppError (`upstream_timeout` when the
  * deadline passed, `upstream_error` when the exchange broke) whose cause is the transport error.
+ * With tracing on, each call is a CLIENT span whose `traceparent` the upstream receives; the span,
+ * like the timing metric, lasts until the answer's headers (or, for `exchange`, its body) are in.
  */
 export function createUpstream({
   name,
   timeoutMs,
   metrics,
+  tracing = noTracing,
 }: {
   name: UpstreamName;
   timeoutMs: number;
   metrics: UpstreamMetrics;
+  tracing?: Tracing;
 }): Upstream {
   const observe = (operation: string, outcome: string, startedAt: number) =>
     metrics.observe(name, operation, outcome, (performance.now() - startedAt) / 1000);
 
-  async function timed<T>(operation: string, cancel: Cancellation, call: () => Promise<T & { statusCode: number }>): Promise<T> {
+  async function timed<T>(
+    operation: string,
+    request: UpstreamRequest,
+    cancel: Cancellation,
+    call: (request: UpstreamRequest) => Promise<T & { statusCode: number }>,
+  ): Promise<T & { statusCode: number }> {
     const startedAt = performance.now();
     const timer = setTimeout(() => cancel.abort(new DeadlinePassed()), timeoutMs);
     try {
-      const result = await call();
+      const result = await call(request);
       observe(operation, String(result.statusCode), startedAt);
       return result;
     } catch (error) {
@@ -86,17 +96,46 @@ export function createUpstream({
     }
   }
 
+  /** `timed`, in a CLIENT span; the request goes out with the span's trace context added to its headers. */
+  async function traced<T>(
+    operation: string,
+    request: UpstreamRequest,
+    cancel: Cancellation,
+    call: (request: UpstreamRequest) => Promise<T & { statusCode: number }>,
+  ): Promise<T> {
+    const headers = { ...request.headers };
+    const span = tracing.clientSpan(
+      `${request.method} ${name} ${operation}`,
+      { 'broker.upstream': name, 'broker.operation': operation, 'http.request.method': request.method },
+      headers,
+    );
+    try {
+      const result = await timed(operation, { ...request, headers }, cancel, call);
+      span.set({ 'http.response.status_code': result.statusCode });
+      if (result.statusCode >= 400) span.fail(String(result.statusCode));
+      return result;
+    } catch (error) {
+      span.fail(outcomeOf(error));
+      throw error;
+    } finally {
+      span.end();
+    }
+  }
+
+  // Chosen once: with tracing off, a call runs exactly as it did before tracing existed.
+  const measured = tracing.enabled ? traced : timed;
+
   return {
     name,
     open(pool, operation, request, cancel) {
       // undici sees only later cancellations: a caller that left while its body was read is gone already.
       if (cancel.cancelled) return Promise.reject(transportError(name, cancel.reason ?? new CallerGone()));
-      return timed(operation, cancel, () => pool.request({ ...request, signal: cancel }));
+      return measured(operation, request, cancel, (sent) => pool.request({ ...sent, signal: cancel }));
     },
     exchange(pool, operation, request) {
       const cancel = new Cancellation();
-      return timed(operation, cancel, async () => {
-        const reply = await pool.request({ ...request, signal: cancel });
+      return measured(operation, request, cancel, async (sent) => {
+        const reply = await pool.request({ ...sent, signal: cancel });
         return {
           statusCode: reply.statusCode,
           headers: reply.headers,

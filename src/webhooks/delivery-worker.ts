@@ -4,6 +4,7 @@ import { Pool } from 'undici';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import { noTracing, type Tracing } from '../observability/tracing.js';
 import type { QueuedEvent, WebhookQueue } from './webhook-queue.js';
 
 /*
@@ -58,6 +59,8 @@ export interface DeliveryWorkerOptions {
   metrics: Metrics;
   random?: () => number;
   timings?: Partial<DeliveryTimings>;
+  /** Each attempt is a CLIENT span (provider, attempt, outcome), whose traceparent the target receives. */
+  tracing?: Tracing;
 }
 
 export interface DeliveryWorker {
@@ -73,6 +76,7 @@ export function standardSignature(secret: Buffer, id: string, timestampS: number
 
 export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWorker {
   const { queue, secret, maxAttempts, clock, logger, metrics } = options;
+  const tracing = options.tracing ?? noTracing;
   const random = options.random ?? Math.random;
   const timings = { ...defaultDeliveryTimings, ...options.timings };
   const target = new URL(options.url);
@@ -96,8 +100,33 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     return Math.min(timings.maxBackoffMs, Math.round(exponential * (0.75 + random() / 2)));
   };
 
-  /** One attempt; true when delivered. */
-  async function deliver(event: QueuedEvent): Promise<boolean> {
+  /** One attempt, in a span of its own (its log lines carry its ids); true when delivered. */
+  function deliver(event: QueuedEvent): Promise<boolean> {
+    const attributes = {
+      'broker.webhook.provider': event.provider,
+      'broker.webhook.attempt': event.attempts,
+      'http.request.method': 'POST',
+    };
+    return tracing.inSpan(
+      'POST webhook delivery',
+      attributes,
+      async (span) => {
+        const headers: Record<string, string> = {};
+        span.inject(headers);
+        const { outcome, reason } = await attempt(event, headers);
+        span.set({ 'broker.outcome': outcome });
+        if (reason !== undefined) span.fail(reason);
+        return outcome === 'delivered';
+      },
+      'client',
+    );
+  }
+
+  /** One attempt, with the trace context headers of its span. */
+  async function attempt(
+    event: QueuedEvent,
+    traceHeaders: Record<string, string>,
+  ): Promise<{ outcome: 'delivered' | 'failed' | 'dead'; reason?: string }> {
     const body = `{"provider":${JSON.stringify(event.provider)},"receivedAt":${JSON.stringify(event.receivedAt)},"event":${event.body}}`;
     const timestampS = Math.floor(clock() / 1000);
     const fields = { eventId: event.eventId, provider: event.provider, eventType: event.type, attempt: event.attempts };
@@ -107,6 +136,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
         method: 'POST',
         path,
         headers: {
+          ...traceHeaders,
           'content-type': 'application/json',
           'webhook-id': event.eventId,
           'webhook-timestamp': String(timestampS),
@@ -125,7 +155,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
           targetDown = false;
           for (const id of waiting.keys()) waiting.set(id, 0);
         }
-        return true;
+        return { outcome: 'delivered' };
       }
       failure = { reason: `status ${reply.statusCode}`, down: reply.statusCode >= 500 || reply.statusCode === 429 };
     } catch (error) {
@@ -137,13 +167,13 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
       waiting.delete(event.entryId);
       metrics.webhookDelivery('dead');
       log.error({ ...fields, reason: failure.reason }, 'webhook dead-lettered after its last attempt');
-      return false;
+      return { outcome: 'dead', reason: failure.reason };
     }
     waiting.set(event.entryId, clock() + backoffMs(event.attempts));
     if (failure.down) targetDown = true;
     metrics.webhookDelivery('failed');
     log.warn({ ...fields, reason: failure.reason }, 'webhook delivery failed; will retry');
-    return false;
+    return { outcome: 'failed', reason: failure.reason };
   }
 
   /** Own retries that are due, oldest first; while the target is down, only the oldest, as a probe. */

@@ -46,6 +46,23 @@ describe('README and .env.example', () => {
     }
   });
 
+  it('name, beside the schema, every OTEL_* variable the OpenTelemetry SDK reads itself', () => {
+    const sdkRead = new Set<string>();
+    for (const pkg of ['core', 'resources', 'sdk-trace', 'otlp-exporter-base', 'exporter-trace-otlp-proto', 'exporter-trace-otlp-http']) {
+      const dist = join(root, 'node_modules/@opentelemetry', pkg, 'dist');
+      for (const file of readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.mjs'))) {
+        const code = readFileSync(join(dist, file), 'utf8');
+        for (const [, name] of code.matchAll(/["'`](OTEL_[A-Z_]+)["'`]/g)) sdkRead.add(name!);
+        // The exporter's per-signal names, `OTEL_EXPORTER_OTLP_${signalIdentifier}_HEADERS`.
+        for (const [, head, tail] of code.matchAll(/`(OTEL_[A-Z_]+_)\$\{signalIdentifier\}(_[A-Z_]+)`/g))
+          sdkRead.add(`${head}TRACES${tail}`);
+      }
+    }
+    expect(sdkRead.size).toBeGreaterThan(10);
+    const tracing = readmeSection('Tracing');
+    expect([...sdkRead].filter((name) => !variables.includes(name) && !tracing.includes(`\`${name}\``)).sort()).toEqual([]);
+  });
+
   it('mark every variable that can come from a file', () => {
     for (const name of secretVariables) expect(read('README.md')).toContain(`| \`${name}\` †`);
   });

@@ -1,4 +1,4 @@
-import { createBroker, type Broker, type BrokerOverrides } from '../../src/compose.js';
+import { createBroker, type Broker, type BrokerOptions, type BrokerOverrides } from '../../src/compose.js';
 import { loadConfig, type Config } from '../../src/config/load-config.js';
 import { readPackageVersion } from '../../src/package-version.js';
 import { captureLogs, type LogCapture } from './log-capture.js';
@@ -41,7 +41,10 @@ export interface TestBroker {
  * The env is parsed by the real config loader, so tests also prove the variables work; the logger
  * is the one the broker builds for itself (secret scrubbing included), writing to the capture.
  */
-export function buildBroker(env: Record<string, string | undefined>, overrides: Omit<BrokerOverrides, 'logDestination'> = {}): TestBroker {
+export function buildBroker(
+  env: Record<string, string | undefined>,
+  overrides: BrokerOverrides & Pick<BrokerOptions, 'tracingSdk'> = {},
+): TestBroker {
   const loaded = loadConfig({ ...baseEnv, LOG_LEVEL: 'debug', ...env });
   if (!loaded.ok) throw new Error(`test config is invalid: ${loaded.problems.join('; ')}`);
   const logs = captureLogs();

@@ -3,6 +3,7 @@ import express, { type Express } from 'express';
 import type { Clock } from '../../clock.js';
 import { AppError } from '../../errors.js';
 import type { Metrics } from '../../observability/metrics.js';
+import type { Tracing } from '../../observability/tracing.js';
 import { refusalDetails, verifiers, webhookProviders, type WebhookProvider } from '../../webhooks/signatures.js';
 import type { WebhookQueue } from '../../webhooks/webhook-queue.js';
 import { parseBody } from '../parse-body.js';
@@ -15,6 +16,7 @@ export interface WebhookRouteDeps {
   toleranceS: number;
   clock: Clock;
   metrics: Metrics;
+  tracing: Tracing;
 }
 
 export const webhookPath = (provider: WebhookProvider) => `/v1/webhooks/${provider}`;
@@ -30,26 +32,35 @@ const typeField: Record<WebhookProvider, string> = { benji: 'event', starship: '
  * answer is 200 only once the event is in the store; a store that cannot be reached is 503 with
  * Retry-After (both providers retry), never a 2xx for an event not stored.
  */
-export function mountWebhookRoutes(app: Express, { queue, secrets, toleranceS, clock, metrics }: WebhookRouteDeps): void {
+export function mountWebhookRoutes(app: Express, { queue, secrets, toleranceS, clock, metrics, tracing }: WebhookRouteDeps): void {
   for (const provider of webhookProviders) {
     if (secrets[provider].length === 0) continue;
     const path = webhookPath(provider);
+    // Each outcome is counted and put on the request's span (a refusal's reason as its error type).
+    const received = (outcome: 'stored' | 'duplicate' | 'rejected', reason?: string) => {
+      metrics.webhookReceived(provider, outcome, reason);
+      tracing.annotate({
+        'broker.webhook.provider': provider,
+        'broker.outcome': outcome,
+        ...(outcome === 'rejected' ? { 'error.type': reason } : { 'broker.webhook.duplicate': outcome === 'duplicate' }),
+      });
+    };
     app.post(path, async (req, res) => {
       try {
         await parseBody(rawBody, req, res);
       } catch (error) {
-        metrics.webhookReceived(provider, 'rejected', 'body');
+        received('rejected', 'body');
         throw error;
       }
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const refusal = verifiers[provider](req.headers, body, { secrets: secrets[provider], nowMs: clock(), toleranceS });
       if (refusal !== undefined) {
-        metrics.webhookReceived(provider, 'rejected', refusal);
+        received('rejected', refusal);
         throw new AppError('invalid_signature', refusalDetails[refusal], { logFields: { reason: refusal } });
       }
       const event = jsonObject(body);
       if (event === undefined) {
-        metrics.webhookReceived(provider, 'rejected', 'not_json_object');
+        received('rejected', 'not_json_object');
         throw new AppError('invalid_request', 'The body must be a JSON object.');
       }
       const eventId = providerId(event) ?? hash('sha256', body, 'hex');
@@ -64,7 +75,7 @@ export function mountWebhookRoutes(app: Express, { queue, secrets, toleranceS, c
           cause: error,
         });
       }
-      metrics.webhookReceived(provider, outcome);
+      received(outcome);
       req.log.info({ requestId: req.id, provider, eventId, eventType: type, duplicate: outcome === 'duplicate' }, 'webhook received');
       res.json(outcome === 'stored' ? { received: true } : { received: true, duplicate: true });
     });

@@ -2,7 +2,11 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Clock } from '../../../clock.js';
 import { retryAfterSeconds } from '../../../upstream/upstream-http.js';
 
-/** What a service may tell Starship. Credentials, cookies and everything else stay behind. */
+/**
+ * What a service may tell Starship. Credentials, cookies and everything else stay behind, the
+ * caller's `traceparent` and `tracestate` too: with tracing on, the broker sends its own span's
+ * (upstream/upstream-http.ts), so the upstream's spans hang under the broker's call.
+ */
 const forwardedRequestHeaders = [
   'accept',
   'accept-encoding',

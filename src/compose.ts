@@ -308,7 +308,9 @@ function createWebhookQueue(config: Config, redis: RedisClient | undefined, cloc
     return { queue: createMemoryWebhookQueue({ clock, maxLen }), close: () => undefined };
   }
   const workerRedis =
-    config.webhooks.forward === undefined ? undefined : createRedisClient(config.redis.connection, logger, () => undefined, { blocking: true });
+    config.webhooks.forward === undefined
+      ? undefined
+      : createRedisClient(config.redis.connection, logger, () => undefined, { blocking: true });
   return {
     queue: createRedisWebhookQueue({ redis, workerRedis, keyPrefix: config.redis.keyPrefix, maxLen }),
     close: () => workerRedis?.disconnect(),

@@ -205,7 +205,10 @@ export const envSchema = z.object({
   REDIS_CLUSTER_NODES: hostPorts.optional(),
   // The data nodes' password with Sentinel or Cluster (a URL carries its own).
   REDIS_PASSWORD: z.string().min(1).max(1024).optional(),
-  REDIS_TLS: z.enum(['true', 'false'], { message: 'must be true or false' }).transform((value) => value === 'true').default(false),
+  REDIS_TLS: z
+    .enum(['true', 'false'], { message: 'must be true or false' })
+    .transform((value) => value === 'true')
+    .default(false),
   REDIS_KEY_PREFIX: z.string().min(1).max(64).default('bff:'),
   TOKEN_ENCRYPTION_KEY: z
     .string()

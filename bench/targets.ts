@@ -161,6 +161,13 @@ export interface Broker {
 
 export const serviceAuth = { authorization: `Bearer ${secrets.serviceKey}` };
 
+/**
+ * Connect tokens per user a minute, the broker's and the hand-written route's: the limiter runs (a
+ * Redis round trip per call) but never refuses: the schema's maximum, 1,000,000 a minute, is far
+ * above what one user can get through here.
+ */
+const CONNECT_TOKEN_RATE_LIMIT = '1000000';
+
 export interface BrokerOptions {
   keyPrefix: string;
   refreshBeforeS: number;
@@ -204,9 +211,7 @@ export async function startBroker(name: string, upstreams: Upstreams, redisUrl: 
       BENJI_API_KEY: secrets.benjiApiKey,
       BENJI_PARTNERSHIP_ID: '49',
       FRONTEND_JWT_SECRET: secrets.jwtSecret,
-      // The limiter runs (a Redis round trip per call) but never refuses: the schema's maximum,
-      // 1,000,000 a minute, is far above what one user can get through here.
-      CONNECT_TOKEN_RATE_LIMIT: '1000000',
+      CONNECT_TOKEN_RATE_LIMIT,
       REDIS_URL: redisUrl,
       REDIS_KEY_PREFIX: options.keyPrefix,
       TOKEN_ENCRYPTION_KEY: secrets.encryptionKey,
@@ -338,6 +343,18 @@ export const directBenjiEnv = (upstreams: Upstreams) => ({
   BENJI_URL: upstreams.benjiUrl,
   BENJI_API_KEY: secrets.benjiApiKey,
   BENJI_PARTNERSHIP_ID: '49',
+});
+
+/**
+ * The hand-written route's settings: those of the broker's bench config (startBroker) for what
+ * both do — the same fake Benji, key and partnership, the same user-JWT secret, the same per-user
+ * limit on the same Redis (its keys under a prefix of its own).
+ */
+export const handwrittenConnectEnv = (upstreams: Upstreams, redisUrl: string) => ({
+  ...directBenjiEnv(upstreams),
+  JWT_SECRET: secrets.jwtSecret,
+  RATE_LIMIT_PER_MINUTE: CONNECT_TOKEN_RATE_LIMIT,
+  REDIS_URL: redisUrl,
 });
 
 /**

@@ -155,7 +155,7 @@ export interface Broker {
   output: Output;
   publicUrl: string;
   internalUrl: string;
-  /** Its REDIS_KEY_PREFIX: its webhook stream is `${keyPrefix}webhooks`. */
+  /** The prefix of its Redis keys, hash tag included: its webhook stream is `${keyPrefix}webhooks`. */
   keyPrefix: string;
 }
 
@@ -200,6 +200,9 @@ export async function buildAt(ref: string): Promise<{ commit: string; entry: str
 
 export async function startBroker(name: string, upstreams: Upstreams, redisUrl: string, options: BrokerOptions): Promise<Broker> {
   const [port, internalPort] = [await freePort(), await freePort()];
+  // Given as the hash tag the broker would make of it (`bench-1:` → `{bench-1:}`, see load-config.ts),
+  // so that what the bench reads in Redis (the webhook stream) is named as the broker names it.
+  const keyPrefix = /\{[^{}]+\}/.test(options.keyPrefix) ? options.keyPrefix : `{${options.keyPrefix}}`;
   const env = withChanges(
     {
       ...baseEnv,
@@ -213,7 +216,7 @@ export async function startBroker(name: string, upstreams: Upstreams, redisUrl: 
       FRONTEND_JWT_SECRET: secrets.jwtSecret,
       CONNECT_TOKEN_RATE_LIMIT,
       REDIS_URL: redisUrl,
-      REDIS_KEY_PREFIX: options.keyPrefix,
+      REDIS_KEY_PREFIX: keyPrefix,
       TOKEN_ENCRYPTION_KEY: secrets.encryptionKey,
       STARSHIP_BASE_URL: upstreams.starshipUrl,
       STARSHIP_USERNAME: secrets.starshipUsername,
@@ -244,7 +247,7 @@ export async function startBroker(name: string, upstreams: Upstreams, redisUrl: 
     output: drain(child),
     publicUrl: `http://127.0.0.1:${port}`,
     internalUrl: `http://127.0.0.1:${internalPort}`,
-    keyPrefix: options.keyPrefix,
+    keyPrefix,
   };
   await waitFor(`${name} /healthz`, async () => {
     const statuses = await Promise.all([

@@ -30,6 +30,7 @@ import {
   CONNECT_PATH,
   connectCall,
   directBenjiEnv,
+  handwrittenConnectEnv,
   imageNodeOptions,
   PROXY_PATH,
   proxyCall,
@@ -164,11 +165,11 @@ const WEBHOOK_TARGET_PER_S = 2_000;
 const runSeconds = (targets: number) => targets * (defaultSchedule.warmupS + defaultSchedule.rounds * defaultSchedule.runS);
 /**
  * Every run (the upstream alone is one more target per group; the proxy group also runs the traced
- * broker, the connect group the webhook receiver), with a margin, signing each receiving run's
- * requests, the storm (about 25 s) and starting things.
+ * broker, the connect group the hand-written route and the webhook receiver), with a margin, signing
+ * each receiving run's requests, the storm (about 25 s) and starting things.
  */
 const BUDGET_MS =
-  ((runSeconds(proxyBrokers.length + 4) + runSeconds(connectBrokers.length + 3)) * 1.15 + (defaultSchedule.rounds + 1) * 3 + 40 + 60) *
+  ((runSeconds(proxyBrokers.length + 4) + runSeconds(connectBrokers.length + 4)) * 1.15 + (defaultSchedule.rounds + 1) * 3 + 40 + 60) *
   1000;
 
 installCleanup();
@@ -247,7 +248,13 @@ interface Row {
   ratio: string;
   target: string;
   pass: boolean;
+  /** A figure shown beside the targets, not one of them: its result is "reported" unless requests failed. */
+  reported?: boolean;
 }
+
+/** The target column of a row that is reported, not a target. */
+const REPORTED = 'reported, not a target';
+const resultOf = (r: Row) => (!r.pass ? '**FAIL**' : r.reported === true ? 'reported' : 'PASS');
 
 const failures = (t: Target) => (t.failed > 0 ? ` (${t.failed} failed requests)` : '');
 
@@ -255,7 +262,7 @@ function table(rows: Row[]): string {
   const lines = [
     '| what | broker | baseline | ratio: median of rounds (range) | target | result |',
     '| --- | ---: | ---: | ---: | --- | --- |',
-    ...rows.map((r) => `| ${r.what} | ${r.measured} | ${r.baseline} | ${r.ratio} | ${r.target} | ${r.pass ? 'PASS' : '**FAIL**'} |`),
+    ...rows.map((r) => `| ${r.what} | ${r.measured} | ${r.baseline} | ${r.ratio} | ${r.target} | ${resultOf(r)} |`),
   ];
   return lines.join('\n');
 }
@@ -275,14 +282,17 @@ function receivingTable(t: Target): string {
   ].join('\n');
 }
 
-/** One row comparing a broker's runs with a baseline's, round by round. */
+/**
+ * One row comparing a broker's runs with a baseline's, round by round. With no `goal` the ratio is
+ * reported, not a target: the row fails only when the broker failed requests.
+ */
 function compared(
   what: string,
   broker: Target,
   baseline: Target,
   value: (r: Run) => number,
   show: (n: number) => string,
-  goal: { text: string; met: (ratio: number) => boolean },
+  goal?: { text: string; met: (ratio: number) => boolean },
 ): Row & { perRound: { what: string; ratio: Ratio } } {
   const ratio = pairedRatio(broker, baseline, value);
   return {
@@ -291,8 +301,9 @@ function compared(
     measured: show(medianOf(broker, value)) + failures(broker),
     baseline: `${baseline.name} ${show(medianOf(baseline, value))}`,
     ratio: ratioText(ratio),
-    target: goal.text,
-    pass: broker.failed === 0 && goal.met(ratio.median),
+    target: goal?.text ?? REPORTED,
+    pass: broker.failed === 0 && (goal === undefined || goal.met(ratio.median)),
+    ...(goal === undefined && { reported: true }),
   };
 }
 
@@ -320,7 +331,7 @@ async function main(): Promise<void> {
     STARSHIP_PASSWORD: secrets.starshipPassword,
   };
 
-  const [brokers, bare, hpm, direct] = await Promise.all([
+  const [brokers, bare, hpm, direct, handwritten] = await Promise.all([
     Promise.all(
       brokerConfigs.map((config, i) =>
         startBroker(config.name, upstreams, config.ownRedis === true ? workerRedis.url : redis.url, {
@@ -334,6 +345,7 @@ async function main(): Promise<void> {
     startBaseline('bare pass-through', 'bare-proxy.ts', starshipEnv, proxyCall),
     startBaseline('http-proxy-middleware', 'hpm-proxy.ts', starshipEnv, proxyCall),
     startBaseline('direct Benji', 'direct-benji.ts', directBenjiEnv(upstreams), connect),
+    startBaseline('hand-written route', 'handwritten-connect.ts', handwrittenConnectEnv(upstreams, redis.url), connect),
   ]);
   const brokerOf = new Map<BrokerConfig, Broker>(brokerConfigs.map((config, i) => [config, brokers[i] as Broker]));
   const started = (config: BrokerConfig) => brokerOf.get(config) as Broker;
@@ -383,7 +395,8 @@ async function main(): Promise<void> {
     target(`${config.name}, connect-token`, started(config), connect(started(config).publicUrl), { baseline: false }),
   );
   const directConnect = target('direct Benji', direct, connect(direct.url), { baseline: true });
-  const connectTargets = [...brokerConnects, directConnect];
+  const handwrittenConnect = target('hand-written route', handwritten, connect(handwritten.url), { baseline: true });
+  const connectTargets = [...brokerConnects, handwrittenConnect, directConnect];
   // On the public door like connect-token, so measured in its rounds; it calls no fake, so the
   // apparatus check leaves it out.
   const receiving = target(
@@ -409,7 +422,7 @@ async function main(): Promise<void> {
     commands: (await workerRedis.commands()) - workerRedisFrom.commands - ownCommands,
     seconds: (Date.now() - workerRedisFrom.at) / 1000,
   };
-  await Promise.all([...brokers, bare, hpm, direct, upstreams].map((p) => stopService(p.child)));
+  await Promise.all([...brokers, bare, hpm, direct, handwritten, upstreams].map((p) => stopService(p.child)));
   const forwarded = forwardTarget.received();
   forwardTarget.close();
   await stopService(workerRedis.child);
@@ -463,8 +476,13 @@ async function main(): Promise<void> {
       compared(`${t.name}, CPU per request (all threads)`, t, bareProxy, (r) => r.cpuUs, micro, { text: '≤ 1.2×', met: (x) => x <= 1.2 }),
     );
   }
+  // Issue 15: the targets are against what a team writes by hand from the popular libraries, in the
+  // same rounds. The bare floor (direct Benji: no auth, limit or log) stays beside them, reported.
   for (const t of brokerConnects) {
-    add(compared(`${t.name} \`POST ${CONNECT_PATH}\`, req/s`, t, directConnect, rps, count, { text: '≥ 0.8×', met: (x) => x >= 0.8 }));
+    add(compared(`${t.name} \`POST ${CONNECT_PATH}\`, req/s`, t, handwrittenConnect, rps, count, { text: '≥ 2×', met: (x) => x >= 2 }));
+    add(compared(`${t.name}, p99 latency`, t, handwrittenConnect, (r) => r.p99Ms, ms, { text: '≤ 0.8×', met: (x) => x <= 0.8 }));
+    add(compared(`${t.name}, CPU per request (all threads)`, t, handwrittenConnect, (r) => r.cpuUs, micro));
+    add(compared(`${t.name}, req/s against the bare floor`, t, directConnect, rps, count));
   }
   if (idleProxy !== undefined && offProxy !== undefined) {
     const within5 = { text: '0.95–1.05× (within 5 %)', met: (x: number) => x >= 0.95 && x <= 1.05 };
@@ -542,6 +560,10 @@ async function main(): Promise<void> {
     ...mainProxies.map((t) => ({
       what: `${t.name}, main-thread CPU per request, vs bare pass-through`,
       ratio: pairedRatio(t, bareProxy, (r) => r.mainUs),
+    })),
+    ...brokerConnects.map((t) => ({
+      what: `${t.name}, main-thread CPU per request, vs hand-written route`,
+      ratio: pairedRatio(t, handwrittenConnect, (r) => r.mainUs),
     })),
     ...brokerConnects.map((t) => ({
       what: `${t.name}, CPU per request (all threads), vs direct Benji`,
@@ -631,6 +653,8 @@ async function main(): Promise<void> {
       'Max RSS: VmRSS from /proc, sampled every 200 ms, warm-up included. ' +
       `Brokers: ${brokerConfigs.map((c) => `${c.name}: ${c.how}`).join('; ')}; LOG_LEVEL=info, a private redis-server for the shared state. ` +
       'Baselines (bench/baselines) are compiled to JavaScript and run by `node` with no flags (http-proxy-middleware keeps its default of a new upstream connection per request). ' +
+      'The hand-written route (handwritten-connect.ts) is connect-token as a team writes it from the popular libraries: Express 5, helmet’s defaults, pino-http logging each request to stdout, ' +
+      'jsonwebtoken, express-rate-limit with rate-limit-redis, zod and the global fetch, with the broker’s JWT secret, its per-user limit on the same redis-server and the same fake Benji. ' +
       'Every target’s stdout is a pipe the bench reads and throws away, as a container runtime does (not /dev/null); stderr goes to the bench’s. ' +
       `Receiving webhooks (issue 14): before each run the bench signs ${fmt(WEBHOOK_CEILING_PER_S)} new Starship events per second of run (ids unique in the bench, timestamps of that moment) ` +
       'and wrk sends them in turn from a file (bench/webhook-load.ts), its script counting new, duplicate and other answers; the events per second are the new answers, ' +
@@ -668,7 +692,7 @@ async function main(): Promise<void> {
     '',
     `Total time (build excluded): ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`,
     '',
-    'Reproduce: `npm run bench` (needs `wrk` and `redis-server` on PATH and free loopback ports; about 6 minutes with the build). ' +
+    'Reproduce: `npm run bench` (needs `wrk` and `redis-server` on PATH and free loopback ports; about 6½ minutes with the build). ' +
       'It exits 0 when a target is missed (the table says FAIL) and non-zero when the apparatus itself breaks; ' +
       'when the apparatus check is not met, this report is still written, saying so at its top, and the run exits 1. ' +
       `\`BENCH_ROUNDS=n\` changes the number of rounds (${rounds} by default here, at least 2).`,
@@ -676,7 +700,9 @@ async function main(): Promise<void> {
   ].join('\n');
 
   writeFileSync(new URL('RESULTS.md', import.meta.url), report);
-  log(`written bench/RESULTS.md; ${rows.filter((r) => !r.pass).length} of ${rows.length} targets missed`);
+  log(
+    `written bench/RESULTS.md; ${rows.filter((r) => !r.pass && r.reported !== true).length} of ${rows.filter((r) => r.reported !== true).length} targets missed`,
+  );
 
   clearTimeout(budget);
   await stopService(redis.child);

@@ -155,11 +155,18 @@ export interface Broker {
   output: Output;
   publicUrl: string;
   internalUrl: string;
-  /** Its REDIS_KEY_PREFIX: its webhook stream is `${keyPrefix}webhooks`. */
+  /** The prefix of its Redis keys, hash tag included: its webhook stream is `${keyPrefix}webhooks`. */
   keyPrefix: string;
 }
 
 export const serviceAuth = { authorization: `Bearer ${secrets.serviceKey}` };
+
+/**
+ * Connect tokens per user a minute, the broker's and the hand-written route's: the limiter runs (a
+ * Redis round trip per call) but never refuses: the schema's maximum, 1,000,000 a minute, is far
+ * above what one user can get through here.
+ */
+const CONNECT_TOKEN_RATE_LIMIT = '1000000';
 
 export interface BrokerOptions {
   keyPrefix: string;
@@ -193,6 +200,9 @@ export async function buildAt(ref: string): Promise<{ commit: string; entry: str
 
 export async function startBroker(name: string, upstreams: Upstreams, redisUrl: string, options: BrokerOptions): Promise<Broker> {
   const [port, internalPort] = [await freePort(), await freePort()];
+  // Given as the hash tag the broker would make of it (`bench-1:` → `{bench-1:}`, see load-config.ts),
+  // so that what the bench reads in Redis (the webhook stream) is named as the broker names it.
+  const keyPrefix = /\{[^{}]+\}/.test(options.keyPrefix) ? options.keyPrefix : `{${options.keyPrefix}}`;
   const env = withChanges(
     {
       ...baseEnv,
@@ -204,11 +214,9 @@ export async function startBroker(name: string, upstreams: Upstreams, redisUrl: 
       BENJI_API_KEY: secrets.benjiApiKey,
       BENJI_PARTNERSHIP_ID: '49',
       FRONTEND_JWT_SECRET: secrets.jwtSecret,
-      // The limiter runs (a Redis round trip per call) but never refuses: the schema's maximum,
-      // 1,000,000 a minute, is far above what one user can get through here.
-      CONNECT_TOKEN_RATE_LIMIT: '1000000',
+      CONNECT_TOKEN_RATE_LIMIT,
       REDIS_URL: redisUrl,
-      REDIS_KEY_PREFIX: options.keyPrefix,
+      REDIS_KEY_PREFIX: keyPrefix,
       TOKEN_ENCRYPTION_KEY: secrets.encryptionKey,
       STARSHIP_BASE_URL: upstreams.starshipUrl,
       STARSHIP_USERNAME: secrets.starshipUsername,
@@ -239,7 +247,7 @@ export async function startBroker(name: string, upstreams: Upstreams, redisUrl: 
     output: drain(child),
     publicUrl: `http://127.0.0.1:${port}`,
     internalUrl: `http://127.0.0.1:${internalPort}`,
-    keyPrefix: options.keyPrefix,
+    keyPrefix,
   };
   await waitFor(`${name} /healthz`, async () => {
     const statuses = await Promise.all([
@@ -338,6 +346,18 @@ export const directBenjiEnv = (upstreams: Upstreams) => ({
   BENJI_URL: upstreams.benjiUrl,
   BENJI_API_KEY: secrets.benjiApiKey,
   BENJI_PARTNERSHIP_ID: '49',
+});
+
+/**
+ * The hand-written route's settings: those of the broker's bench config (startBroker) for what
+ * both do — the same fake Benji, key and partnership, the same user-JWT secret, the same per-user
+ * limit on the same Redis (its keys under a prefix of its own).
+ */
+export const handwrittenConnectEnv = (upstreams: Upstreams, redisUrl: string) => ({
+  ...directBenjiEnv(upstreams),
+  JWT_SECRET: secrets.jwtSecret,
+  RATE_LIMIT_PER_MINUTE: CONNECT_TOKEN_RATE_LIMIT,
+  REDIS_URL: redisUrl,
 });
 
 /**

@@ -1,7 +1,7 @@
 import type { Express } from 'express';
 import { request } from 'undici';
 
-/** What the three baselines share: their settings, the Starship login, and how they listen. */
+/** What the baselines share: their settings, the Starship login, and how they listen. */
 
 export function env(name: string): string {
   const value = process.env[name];

@@ -50,6 +50,11 @@ export function createRedisClient(
         enableOfflineQueue,
         enableAutoPipelining,
         clusterRetryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 2_000),
+        // Managed clusters with TLS announce host names their certificates are issued for: connect
+        // by name, not by the address it resolves to (ioredis's advice for ElastiCache and alike).
+        ...(connection.tls && {
+          dnsLookup: (address: string, callback: (error: null, address: string) => void) => callback(null, address),
+        }),
         redisOptions: { ...nodeOptions, ...tls, ...(connection.password !== undefined && { password: connection.password }) },
       },
     );

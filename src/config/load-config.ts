@@ -275,7 +275,14 @@ function redisConfig(env: Env): RedisConfig | undefined {
     connection = { kind: 'cluster', nodes: env.REDIS_CLUSTER_NODES, password: env.REDIS_PASSWORD, tls: env.REDIS_TLS };
   else return undefined;
   const prefix = env.REDIS_KEY_PREFIX;
-  return { connection, keyPrefix: /\{[^{}]+\}/.test(prefix) ? prefix : `{${prefix}}`, encryptionKey: env.TOKEN_ENCRYPTION_KEY };
+  return { connection, keyPrefix: hasHashTag(prefix) ? prefix : `{${prefix}}`, encryptionKey: env.TOKEN_ENCRYPTION_KEY };
+}
+
+/** Redis's own rule: the first `{`, then the next `}`, with something between them. */
+function hasHashTag(prefix: string): boolean {
+  const open = prefix.indexOf('{');
+  const close = open === -1 ? -1 : prefix.indexOf('}', open + 1);
+  return close > open + 1;
 }
 
 const redisModes = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const;

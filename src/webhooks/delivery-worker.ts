@@ -171,6 +171,12 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     }
     waiting.set(event.entryId, clock() + backoffMs(event.attempts));
     if (failure.down) targetDown = true;
+    else if (targetDown) {
+      // Any answer but a 5xx or 429 says the target is up: this event is refused on its own, and
+      // what waited behind it goes on.
+      targetDown = false;
+      for (const [id, at] of waiting) if (id !== event.entryId && at > clock()) waiting.set(id, 0);
+    }
     metrics.webhookDelivery('failed');
     log.warn({ ...fields, reason: failure.reason }, 'webhook delivery failed; will retry');
     return { outcome: 'failed', reason: failure.reason };
@@ -184,18 +190,24 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     const oldest = [...waiting.keys()].sort(compareIds)[0];
     for (const id of targetDown ? due.filter((candidate) => candidate === oldest) : due) {
       if (stopping) return;
+      await keepAliveIfDue();
       waiting.delete(id);
       const event = await queue.reclaim(consumer, id);
       if (event !== undefined && !(await deliver(event)) && targetDown) return;
     }
   }
 
+  /** Tells the other replicas what this one holds, when due: also between deliveries, as one pass can be long. */
+  async function keepAliveIfDue(): Promise<void> {
+    const now = clock();
+    if (now < nextKeepAlive) return;
+    nextKeepAlive = now + timings.keepAliveMs;
+    await queue.keepAlive(consumer, [...waiting.keys()]);
+  }
+
   async function pass(): Promise<void> {
     const now = clock();
-    if (now >= nextKeepAlive) {
-      nextKeepAlive = now + timings.keepAliveMs;
-      await queue.keepAlive(consumer, [...waiting.keys()]);
-    }
+    await keepAliveIfDue();
     if (now >= nextAdopt) {
       nextAdopt = now + Math.min(5_000, timings.claimIdleMs / 4);
       for (const event of await queue.adoptStale(consumer, timings.claimIdleMs, 16)) {
@@ -221,6 +233,7 @@ export function createDeliveryWorker(options: DeliveryWorkerOptions): DeliveryWo
     for (const event of await queue.readNew(consumer, 16, timings.blockMs)) {
       // Stopping: what was read stays pending, for the next replica (or this one's restart).
       if (stopping) return;
+      await keepAliveIfDue();
       if (targetDown) waiting.set(event.entryId, 0);
       else await deliver(event);
     }

@@ -15,6 +15,7 @@ export function createMemoryWebhookQueue({ clock, maxLen }: { clock: Clock; maxL
   /** How far the group has read: entries after this index were never handed out. */
   let readUpTo = 0;
   let sequence = 0;
+  let appends = 0;
   const waiters: (() => void)[] = [];
 
   const nextId = () => `${clock()}-${sequence++}`;
@@ -44,6 +45,8 @@ export function createMemoryWebhookQueue({ clock, maxLen }: { clock: Clock; maxL
     async append(event) {
       const key = `${event.provider}:${event.eventId}`;
       const now = clock();
+      // Expired marks go now and then, so the map holds about a week of events, not all of them.
+      if (seen.size > 1_000 && ++appends % 1_000 === 0) for (const [name, until] of seen) if (until <= now) seen.delete(name);
       const until = seen.get(key);
       if (until !== undefined && until > now) return 'duplicate';
       seen.set(key, now + seenForS * 1000);

@@ -18,11 +18,14 @@ export interface RedisWebhookQueueOptions {
  * Marking the event seen and appending it are one script, so no crash can leave an event marked
  * seen but not stored. The cap is kept here too, but never below what a consumer group still
  * needs: the oldest entry any group has been handed and not acknowledged, or has not read yet.
- * Trimming runs once the stream is `slack` entries over the cap, by MINID up to that floor.
+ * Trimming runs once the stream is `slack` entries over the cap, by MINID up to that floor, and
+ * looks at no more than `batch` entries per append: while a group holds the floor at the stream's
+ * head (a delivery backlog), an append costs what it always costs, and once the floor moves the
+ * stream shrinks back by up to `batch` entries per append.
  */
 const appendScript = `
 if not redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-redis.call('xadd', KEYS[2], '*', 'provider', ARGV[4], 'eventId', ARGV[5], 'type', ARGV[6], 'receivedAt', ARGV[7], 'body', ARGV[8])
+redis.call('xadd', KEYS[2], '*', 'provider', ARGV[5], 'eventId', ARGV[6], 'type', ARGV[7], 'receivedAt', ARGV[8], 'body', ARGV[9])
 local maxlen = tonumber(ARGV[2])
 local len = redis.call('xlen', KEYS[2])
 if len <= maxlen + tonumber(ARGV[3]) then return 1 end
@@ -32,31 +35,39 @@ local function lower(a, b)
   if am ~= bm then return am < bm end
   return as < bs
 end
-local cut = redis.call('xrange', KEYS[2], '-', '+', 'COUNT', len - maxlen + 1)
-local floor = cut[#cut][1]
+local floor = false
 for _, group in ipairs(redis.call('xinfo', 'groups', KEYS[2])) do
   local info = {}
   for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
   local summary = redis.call('xpending', KEYS[2], info['name'])
-  if summary[1] > 0 and lower(summary[2], floor) then floor = summary[2] end
-  local delivered = info['last-delivered-id']
-  if lower(delivered, floor) then floor = delivered end
+  if summary[1] > 0 and (not floor or lower(summary[2], floor)) then floor = summary[2] end
+  local unread = redis.call('xrange', KEYS[2], '(' .. info['last-delivered-id'], '+', 'COUNT', 1)
+  if #unread > 0 and (not floor or lower(unread[1][1], floor)) then floor = unread[1][1] end
 end
-redis.call('xtrim', KEYS[2], 'MINID', floor)
+local head = redis.call('xrange', KEYS[2], '-', '+', 'COUNT', 1)
+if floor and not lower(head[1][1], floor) then return 1 end
+local cut = redis.call('xrange', KEYS[2], '-', '+', 'COUNT', math.min(len - maxlen + 1, tonumber(ARGV[4])))
+local threshold = cut[#cut][1]
+if floor and lower(floor, threshold) then threshold = floor end
+redis.call('xtrim', KEYS[2], 'MINID', threshold)
 return 1`;
 
-// Another attempt at one entry: claimed (counted) and its delivery count read, in one step.
+// Another attempt at one entry: claimed (counted) and its delivery count read, in one step; only
+// while it is still ours (another replica may have taken it over meanwhile).
 const reclaimScript = `
+local owner = redis.call('xpending', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #owner == 0 or owner[1][2] ~= ARGV[2] then return false end
 local entries = redis.call('xclaim', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3])
 if #entries == 0 or not entries[1] then return false end
 local pending = redis.call('xpending', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #pending == 0 then return false end
 return {entries[1][1], entries[1][2], pending[1][4]}`;
 
-// Entries idle for ARGV[3] ms under any consumer: claimed for ARGV[2], with their delivery counts.
+// Entries idle for ARGV[3] ms under any consumer, from cursor ARGV[5]: claimed for ARGV[2], with
+// their delivery counts, and the cursor to go on from.
 const adoptScript = `
-local claimed = redis.call('xautoclaim', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', ARGV[4])
-local out = {}
+local claimed = redis.call('xautoclaim', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[5], 'COUNT', ARGV[4])
+local out = {claimed[1]}
 for _, entry in ipairs(claimed[2]) do
   if entry and entry[1] then
     local pending = redis.call('xpending', KEYS[1], ARGV[1], entry[1], entry[1], 1)
@@ -65,8 +76,16 @@ for _, entry in ipairs(claimed[2]) do
 end
 return out`;
 
+// Touches the entries still ours (idle time reset, count unchanged); those taken over stay taken.
+const keepAliveScript = `
+for i = 3, #ARGV do
+  local owner = redis.call('xpending', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #owner > 0 and owner[1][2] == ARGV[2] then redis.call('xclaim', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID') end
+end
+return 1`;
+
 const deadLetterScript = `
-redis.call('xadd', KEYS[2], '*', unpack(ARGV, 3))
+redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
 redis.call('xack', KEYS[1], ARGV[1], ARGV[2])
 return 1`;
 
@@ -115,13 +134,18 @@ const firstConnectionWaitMs = 2_000;
 
 /** How far past the cap the stream may grow before a trim: trims come in batches, not on every event. */
 const trimSlack = 100;
+/** Dead letters kept (approximately): an endpoint refusing everything must not fill Redis. */
+const deadLettersMaxLen = 100_000;
+/** The most entries one append looks at (and trims). */
+const trimBatch = 200;
 
 type Fields = string[];
 
 function toEvent(entryId: string, fields: Fields, attempts: number): QueuedEvent {
+  // Names sit at even positions: a value that happens to equal a field's name is not a name.
   const get = (name: string) => {
-    const at = fields.indexOf(name);
-    return at === -1 || at % 2 === 1 ? '' : (fields[at + 1] ?? '');
+    for (let i = 0; i < fields.length - 1; i += 2) if (fields[i] === name) return fields[i + 1] ?? '';
+    return '';
   };
   return {
     entryId,
@@ -140,6 +164,18 @@ export function createRedisWebhookQueue({ redis, workerRedis = redis, keyPrefix,
   // Event ids are the provider's: hashed, so no key grows with what a provider sends.
   const seen = (event: StoredEvent) => `${keyPrefix}webhooks:seen:${event.provider}:${hash('sha256', event.eventId, 'hex')}`;
   let groupReady: Promise<void> | undefined;
+  let adoptCursor = '0-0';
+
+  /** A stream or group that vanished (a Redis restarted without persistence): made again at the next pass. */
+  async function inGroup<T>(command: () => Promise<T>): Promise<T> {
+    await ensureGroup();
+    try {
+      return await command();
+    } catch (error) {
+      if ((error as Error).message.includes('NOGROUP')) groupReady = undefined;
+      throw error;
+    }
+  }
 
   /** The group starts at the stream's beginning: events stored before the first worker started are delivered too. */
   function ensureGroup(): Promise<void> {
@@ -166,6 +202,7 @@ export function createRedisWebhookQueue({ redis, workerRedis = redis, keyPrefix,
         seenForS,
         maxLen,
         trimSlack,
+        trimBatch,
         event.provider,
         event.eventId,
         event.type,
@@ -176,40 +213,31 @@ export function createRedisWebhookQueue({ redis, workerRedis = redis, keyPrefix,
     },
 
     async readNew(consumer, count, blockMs) {
-      await ensureGroup();
-      const reply = (await workerRedis.xreadgroup(
-        'GROUP',
-        deliveryGroup,
-        consumer,
-        'COUNT',
-        count,
-        'BLOCK',
-        blockMs,
-        'STREAMS',
-        stream,
-        '>',
+      const reply = (await inGroup(() =>
+        workerRedis.xreadgroup('GROUP', deliveryGroup, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', stream, '>'),
       )) as [string, [string, Fields][]][] | null;
       return (reply?.[0]?.[1] ?? []).map(([id, fields]) => toEvent(id, fields, 1));
     },
 
     async reclaim(consumer, entryId) {
-      const reply = (await workerRedis.eval(reclaimScript, 1, stream, deliveryGroup, consumer, entryId)) as [string, Fields, number] | null;
+      const reply = (await inGroup(() => workerRedis.eval(reclaimScript, 1, stream, deliveryGroup, consumer, entryId))) as
+        [string, Fields, number] | null;
       return reply === null ? undefined : toEvent(reply[0], reply[1], reply[2]);
     },
 
     async keepAlive(consumer, entryIds) {
       if (entryIds.length === 0) return;
-      await workerRedis.xclaim(stream, deliveryGroup, consumer, 0, ...entryIds, 'JUSTID');
+      await inGroup(() => workerRedis.eval(keepAliveScript, 1, stream, deliveryGroup, consumer, ...entryIds));
     },
 
     async adoptStale(consumer, minIdleMs, count) {
-      await ensureGroup();
-      const reply = (await workerRedis.eval(adoptScript, 1, stream, deliveryGroup, consumer, minIdleMs, count)) as [
-        string,
-        Fields,
-        number,
-      ][];
-      return reply.map(([id, fields, attempts]) => toEvent(id, fields, attempts));
+      // XAUTOCLAIM looks at a bounded number of pending entries per call: the cursor walks on, so
+      // entries behind many that are still held are reached too.
+      const [cursor, ...claimed] = (await inGroup(() =>
+        workerRedis.eval(adoptScript, 1, stream, deliveryGroup, consumer, minIdleMs, count, adoptCursor),
+      )) as [string, ...[string, Fields, number][]];
+      adoptCursor = cursor;
+      return claimed.map(([id, fields, attempts]) => toEvent(id, fields, attempts));
     },
 
     async ack(entryId) {
@@ -217,7 +245,16 @@ export function createRedisWebhookQueue({ redis, workerRedis = redis, keyPrefix,
     },
 
     async deadLetter(event, lastError) {
-      await workerRedis.eval(deadLetterScript, 2, stream, dead, deliveryGroup, event.entryId, ...deadFields(event, lastError));
+      await workerRedis.eval(
+        deadLetterScript,
+        2,
+        stream,
+        dead,
+        deliveryGroup,
+        event.entryId,
+        deadLettersMaxLen,
+        ...deadFields(event, lastError),
+      );
     },
 
     async retryDead(deadId) {

@@ -31,20 +31,21 @@ interface Delivery {
   headers: IncomingHttpHeaders;
   body: string;
   verified: boolean;
+  status: number;
 }
 
 /** The internal service: records what arrives, checks its signature, answers `status()`. */
 async function startTarget() {
   const deliveries: Delivery[] = [];
-  let status: () => number | Promise<number> = () => 200;
+  let status: (body: string) => number | Promise<number> = () => 200;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', async () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      const code = await status();
+      const code = await status(body);
       if (code === 0) return; // hang: never answer
-      deliveries.push({ headers: req.headers, body, verified: verifies(req.headers, body) });
+      deliveries.push({ headers: req.headers, body, verified: verifies(req.headers, body), status: code });
       res.writeHead(code).end();
     });
   });
@@ -63,6 +64,9 @@ async function startTarget() {
     deliveries,
     delivered,
     answer(next: () => number | Promise<number>) {
+      status = next;
+    },
+    answerFor(next: (body: string) => number) {
       status = next;
     },
   };
@@ -135,6 +139,32 @@ describe('delivery', () => {
     });
     await until(async () => (await admin(subject, 'get', '/v1/admin/webhooks')).body.pending === 0, 'acknowledged');
     expect((await admin(subject, 'get', '/v1/admin/webhooks')).body).toEqual({ stored: 1, pending: 0, dead: 0, oldestPendingAgeS: null });
+  });
+
+  it('goes on delivering when Redis loses the stream and its group (a restart without persistence)', async () => {
+    const target = await startTarget();
+    const { subject, prefix } = await broker(target.url);
+    expect((await send(subject, 'evt_before')).status).toBe(200);
+    await until(() => target.delivered().length === 1, 'the first delivery');
+    await redis.del(`${prefix}webhooks`);
+    expect((await send(subject, 'evt_after')).status).toBe(200);
+    await until(() => target.delivered().some((event) => event.event.id === 'evt_after'), 'delivered from the new stream', 10_000);
+  });
+
+  it('takes a 4xx as the target being up: one refused event does not hold back the others', async () => {
+    const target = await startTarget();
+    target.answer(() => 503);
+    const { subject } = await broker(target.url);
+    for (const id of ['evt_poison', 'evt_fine_1', 'evt_fine_2']) expect((await send(subject, id)).status).toBe(200);
+    await until(() => target.deliveries.length >= 2, 'the outage seen');
+    // Back up, but refusing the oldest event for good.
+    const refuse = new Set(['evt_poison']);
+    target.answerFor((body) => (refuse.has((JSON.parse(body) as { event: { id: string } }).event.id) ? 422 : 200));
+    await until(
+      () => ['evt_fine_1', 'evt_fine_2'].every((id) => target.deliveries.some((d) => d.body.includes(id) && d.status === 200)),
+      'the others delivered',
+      10_000,
+    );
   });
 
   it('forwards one of 20 identical deliveries sent at once', async () => {

@@ -30,6 +30,13 @@ async function startServer(args: string[], binary = 'redis-server'): Promise<Ser
   child.once('error', (error) => {
     throw new Error(`${binary} could not be started (is it installed?): ${error.message}`);
   });
+  const server = tracked(port, child);
+  await until(() => ping(port), `${binary} on port ${port}`, 10_000);
+  return server;
+}
+
+/** A process this file stops at the end, or a test kills earlier (stopping it twice is fine). */
+function tracked(port: number, child: ChildProcess): Server {
   const server: Server = {
     port,
     child,
@@ -41,7 +48,6 @@ async function startServer(args: string[], binary = 'redis-server'): Promise<Ser
     },
   };
   started.push(server);
-  await until(() => ping(port), `${binary} on port ${port}`, 10_000);
   return server;
 }
 
@@ -99,18 +105,7 @@ export async function startSentinelTopology(name = 'broker'): Promise<SentinelTo
     child.once('error', (error) => {
       throw new Error(`redis-sentinel could not be started (is it installed?): ${error.message}`);
     });
-    const server: Server = {
-      port,
-      child,
-      async stop() {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = once(child, 'exit');
-        child.kill('SIGKILL');
-        await exited;
-      },
-    };
-    started.push(server);
-    sentinels.push(server);
+    sentinels.push(tracked(port, child));
     await until(() => ping(port), `redis-sentinel on port ${port}`, 10_000);
   }
   const servers = [primary, replica];

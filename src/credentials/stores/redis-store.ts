@@ -1,4 +1,4 @@
-import type { RedisClient } from '../../redis.js';
+import { firstConnection, type RedisClient } from '../../redis.js';
 import type { Clock } from '../../clock.js';
 import type { TokenCipher } from './token-cipher.js';
 import { maxStoredValueBytes, type SharedStore } from './shared-store.js';
@@ -35,8 +35,8 @@ return redis.call('get', KEYS[1])`;
  */
 export function createRedisStore({ redis, keyPrefix, cipher, clock }: RedisStoreOptions): SharedStore {
   const key = (name: string) => `${keyPrefix}${name}`;
-  // Until the first connection a failing command means "still connecting", not "Redis is down".
-  let firstWait: Promise<void> | undefined = redis.status === 'ready' ? Promise.resolve() : undefined;
+  // Ready now: the store never waits for a first connection (firstConnection remembers per client).
+  if (redis.status === 'ready') void firstConnection(redis, 0);
 
   async function get(name: string): Promise<string | undefined> {
     return ((await redis.eval(boundedGetScript, 1, key(name), maxStoredValueBytes)) as string | null) ?? undefined;
@@ -68,19 +68,7 @@ export function createRedisStore({ redis, keyPrefix, cipher, clock }: RedisStore
       redis.on('ready', listener);
     },
     connected: () => redis.status === 'ready',
-    firstConnection(timeoutMs) {
-      // Waited for once: a Redis that is down at boot costs the first renewal this wait, no more.
-      firstWait ??= new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          redis.off('ready', done);
-          resolve();
-        };
-        const timer = setTimeout(done, timeoutMs);
-        redis.once('ready', done);
-        if (redis.status === 'ready') done();
-      });
-      return firstWait;
-    },
+    // Waited for once: a Redis that is down at boot costs the first renewal this wait, no more.
+    firstConnection: (timeoutMs) => firstConnection(redis, timeoutMs),
   };
 }

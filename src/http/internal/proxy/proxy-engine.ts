@@ -8,7 +8,7 @@ import { userHash } from '../../../user-hash.js';
 import { Cancellation, transportError, type Upstream } from '../../../upstream/upstream-http.js';
 import { parseBody } from '../../parse-body.js';
 import type { ServiceIdentifier } from '../internal-auth.js';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './proxy-headers.js';
+import { setDownstreamHeaders, upstreamRequestHeaders } from './proxy-headers.js';
 import { proxyTarget } from './proxy-target.js';
 
 /**
@@ -76,7 +76,8 @@ export function proxyRoute({ mountPath, upstream, pool, allow, credential: sourc
     const body = await bufferedBody(req, res);
     const headers = upstreamRequestHeaders(req.headers, req.id);
     // One per call: the upstream's deadline cancels it, and so do we if the service hangs up before
-    // its answer is complete (only then: a cancelled call costs an exception object).
+    // its answer is complete (only then: a cancelled call costs an exception object). The same
+    // listener stops the relay of an answer the caller no longer reads.
     const cancel = new Cancellation();
     res.once('close', () => {
       if (!res.writableFinished) cancel.abort();
@@ -88,8 +89,10 @@ export function proxyRoute({ mountPath, upstream, pool, allow, credential: sourc
       query: queryAt === -1 ? '' : target.slice(queryAt + 1),
       body,
     };
+    // `headers` is this call's own object: the credential's headers are written into it, and a
+    // replay overwrites them with the renewed ones.
     const send = (auth: CallHeaders) =>
-      upstream.open(pool, 'proxy', { method, path: target, headers: { ...headers, ...auth }, body }, cancel);
+      upstream.open(pool, 'proxy', { method, path: target, headers: Object.assign(headers, auth), body }, cancel);
 
     let auth = await credential.headersFor(call);
     let answer = await send(auth);
@@ -100,7 +103,7 @@ export function proxyRoute({ mountPath, upstream, pool, allow, credential: sourc
     }
 
     res.status(answer.statusCode);
-    for (const [name, value] of Object.entries(downstreamResponseHeaders(answer.headers, clock))) res.setHeader(name, value);
+    setDownstreamHeaders(res, answer.headers, clock);
     try {
       await relay(answer.body, res);
     } catch (error) {

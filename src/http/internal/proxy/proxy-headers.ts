@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Clock } from '../../../clock.js';
 import { retryAfterSeconds } from '../../../upstream/upstream-http.js';
 
@@ -38,10 +38,13 @@ const droppedResponseHeaders = new Set(['set-cookie', 'set-cookie2']);
 
 const noNames: ReadonlySet<string> = new Set();
 
-/** Headers a `Connection` header names are hop-by-hop too. */
+/**
+ * Headers a `Connection` header names are hop-by-hop too. Nearly every message says only
+ * `keep-alive` or `close`, which name no other header: those skip the split.
+ */
 function namedInConnection(headers: IncomingHttpHeaders): ReadonlySet<string> {
   const value = headers.connection;
-  if (value === undefined) return noNames;
+  if (value === undefined || value === 'keep-alive' || value === 'close') return noNames;
   const list = Array.isArray(value) ? value.join(',') : value;
   return new Set(
     list
@@ -63,19 +66,22 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, requestId:
   return out;
 }
 
-export function downstreamResponseHeaders(upstream: IncomingHttpHeaders, clock: Clock): Record<string, string | string[]> {
+/**
+ * What the caller gets of the upstream's answer headers, set on `res`: hop-by-hop headers and
+ * cookies stay behind, and `Retry-After` is passed on only as sane seconds. Set as they are read,
+ * with no copy in between: this runs on every proxied answer. (undici gives header names lowercased.)
+ */
+export function setDownstreamHeaders(res: ServerResponse, upstream: IncomingHttpHeaders, clock: Clock): void {
   const excluded = namedInConnection(upstream);
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(upstream)) {
-    const lower = name.toLowerCase();
-    if (value === undefined || hopByHop.has(lower) || droppedResponseHeaders.has(lower) || excluded.has(lower)) continue;
-    if (lower === 'retry-after') {
+  for (const name in upstream) {
+    const value = upstream[name];
+    if (value === undefined || hopByHop.has(name) || droppedResponseHeaders.has(name) || excluded.has(name)) continue;
+    if (name === 'retry-after') {
       // Starship's throttling advice, in seconds and at most 15 min; one we cannot read is dropped.
       const seconds = retryAfterSeconds(value, clock());
-      if (seconds !== undefined) out[lower] = String(seconds);
+      if (seconds !== undefined) res.setHeader(name, String(seconds));
       continue;
     }
-    out[lower] = value;
+    res.setHeader(name, value);
   }
-  return out;
 }

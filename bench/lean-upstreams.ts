@@ -1,7 +1,8 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import * as cluster from 'node:cluster';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FAKE_STARSHIP_PRODUCTS } from '../sandbox/fake-starship.js';
+import { fileURLToPath } from 'node:url';
 import type { UpstreamsReady, UpstreamsStats } from './upstreams.js';
 
 /**
@@ -11,108 +12,55 @@ import type { UpstreamsReady, UpstreamsStats } from './upstreams.js';
  * request and model every fault, which costs them a few times more per call than a target spends;
  * they stay the upstreams of the refresh storm, which counts logins and refreshes, not req/s.
  *
- * Starship accepts a Bearer token it issued or, for the API-key runs, the configured key and secret
- * with a signature. Same IPC protocol as bench/upstreams.ts.
+ * Served by `BENCH_UPSTREAM_WORKERS` processes (node:cluster; 2 by default, one per core of the
+ * bench's machines), bench/lean-upstream-worker.ts: with one process, wrk against a fake alone
+ * was bounded by that one event loop, below 5× the fastest target's rate (bench/README.md). This
+ * primary chooses the ports, hands connections out, adds the workers' counts up and speaks the
+ * IPC protocol of bench/upstreams.ts, with the workers' pids added: they are what serve the calls,
+ * so their CPU is the fakes'.
  */
-function env(name: string): string {
-  const value = process.env[name];
-  if (value === undefined || value === '') throw new Error(`bench/lean-upstreams.ts needs ${name}`);
-  return value;
-}
+export type LeanStats = UpstreamsStats['stats'];
 
 const send = process.send?.bind(process);
 if (send === undefined) throw new Error('bench/lean-upstreams.ts is started by the bench, with an IPC channel');
 
-const login = { username: env('BENCH_STARSHIP_USERNAME'), password: env('BENCH_STARSHIP_PASSWORD') };
-const apiKey = { key: env('BENCH_STARSHIP_API_KEY'), secret: env('BENCH_STARSHIP_API_SECRET') };
-const benjiKey = env('BENCH_BENJI_API_KEY');
-const accessTtlMs = Number(env('BENCH_ACCESS_TTL_S')) * 1000;
-
-const issued = new Set<string>();
-const stats = { logins: 0, loginFailures: 0, refreshes: 0, refreshFailures: 0, refreshReuses: 0, apiCalls: 0, logouts: 0 };
-const products = Buffer.from(JSON.stringify(FAKE_STARSHIP_PRODUCTS));
-const unauthorized = Buffer.from(JSON.stringify({ error: 'Unauthorized', message: 'Invalid or expired token' }));
-
-function reply(res: ServerResponse, status: number, body: Buffer): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
-  res.end(body);
+function freePort(): Promise<number> {
+  const server = createServer();
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    }),
+  );
 }
 
-function body(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
-    req.on('error', reject);
+const reply = <T>(worker: cluster.Worker, ask: string | undefined): Promise<T> =>
+  new Promise((resolve) => {
+    worker.once('message', resolve);
+    if (ask !== undefined) worker.send(ask);
   });
-}
 
-/**
- * The API-key runs: key, secret and a signature of the right form. The HMAC itself is checked by
- * the tests, against the sandbox fake; checked here too, it would take CPU from the target on this
- * shared machine that the Bearer runs, and a real Starship on its own hosts, do not take.
- */
-const signature = /^t=\d+,v1=[0-9a-f]{64}$/;
-const keyAndSecretSigned = (req: IncomingMessage) =>
-  req.headers['x-api-key'] === apiKey.key &&
-  req.headers['x-api-secret'] === apiKey.secret &&
-  signature.test(String(req.headers['x-signature']));
+const count = Math.max(1, Number(process.env.BENCH_UPSTREAM_WORKERS ?? 2));
+const ports = { LEAN_STARSHIP_PORT: String(await freePort()), LEAN_BENJI_PORT: String(await freePort()) };
+// Every worker's tokens start with this, so each accepts the others'.
+const LEAN_TOKEN_PREFIX = `at_${randomBytes(12).toString('hex')}_`;
+cluster.setupPrimary({ exec: fileURLToPath(new URL('lean-upstream-worker.ts', import.meta.url)) });
+const workers = Array.from({ length: count }, () => cluster.fork({ ...ports, LEAN_TOKEN_PREFIX }));
+await Promise.all(workers.map((worker) => reply(worker, undefined)));
+// A worker that dies voids the run: the bench sees this process exit.
+for (const worker of workers) worker.once('exit', (code: number | null) => process.exit(code ?? 1));
 
-const starship = createServer(async (req, res) => {
-  const bytes = await body(req);
-  const url = req.url ?? '/';
-  if (req.method === 'GET' && url === '/api/v1/products') {
-    stats.apiCalls++;
-    const bearer = req.headers.authorization;
-    const allowed = bearer !== undefined ? issued.has(bearer.slice('Bearer '.length)) : keyAndSecretSigned(req);
-    return reply(res, allowed ? 200 : 401, allowed ? products : unauthorized);
-  }
-  if (req.method === 'POST' && url === '/auth/login') {
-    const sent = JSON.parse(bytes.toString('utf8')) as { username?: string; password?: string };
-    if (sent.username !== login.username || sent.password !== login.password) {
-      stats.loginFailures++;
-      return reply(res, 401, unauthorized);
-    }
-    stats.logins++;
-    const token = `at_${randomBytes(24).toString('hex')}`;
-    issued.add(token);
-    const now = Date.now();
-    return reply(
-      res,
-      200,
-      Buffer.from(
-        JSON.stringify({
-          access_token: token,
-          refresh_token: `rt_${randomBytes(24).toString('hex')}`,
-          access_expires_at: new Date(now + accessTtlMs).toISOString(),
-          refresh_expires_at: new Date(now + 3_600_000).toISOString(),
-          client_id: 123456,
-        }),
-      ),
-    );
-  }
-  reply(res, 404, Buffer.from('{"error":"not_found"}'));
-});
-
-const benji = createServer(async (req, res) => {
-  await body(req);
-  if (req.method !== 'POST' || req.url !== '/auth/connect') return reply(res, 404, Buffer.from('{"error":"not_found"}'));
-  if (req.headers['x-api-key'] !== benjiKey) return reply(res, 401, Buffer.from('{"error":"unauthorized_partner"}'));
-  reply(
-    res,
-    200,
-    Buffer.from(JSON.stringify({ code: 'ok', data: { token: randomUUID(), connect_url: 'https://connect.example/hosted' } })),
-  );
-});
-
-const listen = (server: typeof starship) =>
-  new Promise<string>((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
-  );
-const [starshipUrl, benjiUrl] = await Promise.all([listen(starship), listen(benji)]);
-
-process.on('message', (message: { type?: string }) => {
-  if (message.type === 'stats') send({ type: 'stats', stats: { ...stats }, events: [] } satisfies UpstreamsStats);
+process.on('message', async (message: { type?: string }) => {
+  if (message.type !== 'stats') return;
+  const parts = await Promise.all(workers.map((worker) => reply<LeanStats>(worker, 'stats')));
+  const stats = { ...parts[0] } as LeanStats;
+  for (const part of parts.slice(1)) for (const key of Object.keys(stats) as (keyof LeanStats)[]) stats[key] += part[key];
+  send({ type: 'stats', stats, events: [] } satisfies UpstreamsStats);
 });
 process.on('disconnect', () => process.exit(0));
-send({ type: 'ready', starshipUrl, benjiUrl } satisfies UpstreamsReady);
+send({
+  type: 'ready',
+  starshipUrl: `http://127.0.0.1:${ports.LEAN_STARSHIP_PORT}`,
+  benjiUrl: `http://127.0.0.1:${ports.LEAN_BENJI_PORT}`,
+  pids: workers.map((worker) => worker.process.pid ?? 0),
+} satisfies UpstreamsReady);

@@ -66,6 +66,8 @@ export interface Target {
   /** A baseline that fails requests measures nothing: that breaks the run. */
   baseline: boolean;
   failed: number;
+  /** The processes whose CPU is the target's, when not `child` alone (the fake upstreams' workers). */
+  pids?: number[];
   /** Requests that differ from run to run (new webhooks), in place of `call`'s one request; `call` still names the URL. */
   perRun?: RunLoad;
 }
@@ -74,7 +76,7 @@ export function target(
   name: string,
   service: { child: ChildProcess; output: Output },
   call: Call,
-  options: { baseline: boolean; countRedis?: boolean; perRun?: RunLoad },
+  options: { baseline: boolean; countRedis?: boolean; perRun?: RunLoad; pids?: number[] },
 ): Target {
   return {
     name,
@@ -87,15 +89,22 @@ export function target(
     failed: 0,
     ...(options.countRedis === true && { redis: { commands: 0, requests: 0 } }),
     ...(options.perRun !== undefined && { perRun: options.perRun }),
+    ...(options.pids !== undefined && { pids: options.pids }),
   };
 }
 
-/** What every run reads besides its target: the Redis the brokers share, and the upstreams' process. */
+/** What every run reads besides its target: the Redis the brokers share, and the upstreams' processes. */
 export interface Apparatus {
   redis: PrivateRedis;
   /** Commands that one `redis.commands()` snapshot adds by itself. */
   ownCommands: number;
-  upstreams: ChildProcess;
+  /** The processes serving the fake upstreams' calls. */
+  upstreamPids: number[];
+}
+
+/** CPU seconds so far of a set of processes, all threads and main threads, added up. */
+function cpuOf(pids: number[]): { total: number; main: number } {
+  return pids.map(cpuSeconds).reduce((sum, one) => ({ total: sum.total + one.total, main: sum.main + one.main }), { total: 0, main: 0 });
 }
 
 export const failedOf = (r: WrkRun) =>
@@ -104,19 +113,18 @@ export const failedOf = (r: WrkRun) =>
 async function runOnce(apparatus: Apparatus, t: Target, seconds: number, round: number): Promise<void> {
   // Written before anything is measured: signing a run's requests takes the bench a while.
   const prepared = await t.perRun?.prepare(seconds);
-  const pid = t.child.pid ?? 0;
-  const upstreamPid = apparatus.upstreams.pid ?? 0;
-  const rss = sampleRss(pid);
+  const pids = t.pids ?? [t.child.pid ?? 0];
+  const rss = sampleRss(pids[0] ?? 0);
   const before = round > 0 && t.redis !== undefined ? await apparatus.redis.commands() : 0;
   const output = { ...t.output };
-  const cpuBefore = cpuSeconds(pid);
-  const upstreamBefore = cpuSeconds(upstreamPid);
+  const cpuBefore = cpuOf(pids);
+  const upstreamBefore = cpuOf(apparatus.upstreamPids);
   // A failed run must not leave its sampler running; stop() can be called again for the figure.
   const result = await wrk(t.call, { ...LOAD, seconds }, prepared?.script).finally(() => rss.stop());
   const rssKiB = rss.stop();
   t.maxRssKiB = Math.max(t.maxRssKiB, rssKiB);
-  const cpuAfter = cpuSeconds(pid);
-  const upstreamAfter = cpuSeconds(upstreamPid);
+  const cpuAfter = cpuOf(pids);
+  const upstreamAfter = cpuOf(apparatus.upstreamPids);
   const receipts = await prepared?.settle(result);
   const failed = failedOf(result) + (result.requests === 0 ? 1 : 0) + (receipts?.missing ?? 0);
   if (round > 0 && t.redis !== undefined) {

@@ -102,7 +102,7 @@ async function main(): Promise<void> {
   const first = await redis.commands();
   const ownCommands = (await redis.commands()) - first;
   const upstreams = await startUpstreams('upstreams', 900);
-  const apparatus: Apparatus = { redis, ownCommands, upstreams: upstreams.child };
+  const apparatus: Apparatus = { redis, ownCommands, upstreamPids: upstreams.pids };
   const jwt = await userJwt();
   const connect = (url: string) => connectCall(url, jwt);
 

@@ -31,7 +31,8 @@ import {
   connectCall,
   directBenjiEnv,
   handwrittenConnectEnv,
-  imageNodeOptions,
+  imageEnv,
+  withoutImageEnv,
   PROXY_PATH,
   proxyCall,
   secrets,
@@ -86,12 +87,14 @@ interface BrokerConfig {
 }
 const npmStart: BrokerConfig = {
   name: 'broker, npm start',
-  how: '`node dist/main.js` with no NODE_OPTIONS',
-  env: { NODE_OPTIONS: undefined },
+  how: '`node dist/main.js` with no NODE_OPTIONS (and none of the image’s other settings)',
+  env: withoutImageEnv(),
 };
 const imageSettings: BrokerConfig = {
   name: 'broker, image settings',
-  how: `the same with the Dockerfile's \`NODE_OPTIONS=${imageNodeOptions()}\``,
+  how: `the same with the Dockerfile's ${Object.entries(imageEnv())
+    .map(([name, value]) => `\`${name}=${value}\``)
+    .join(' and ')}`,
   env: {},
 };
 /**
@@ -321,7 +324,7 @@ async function main(): Promise<void> {
   const ownCommands = (await redis.commands()) - first;
   const workerRedis = await startRedis();
   const upstreams = await startUpstreams('upstreams', 900, 'lean');
-  const apparatus: Apparatus = { redis, ownCommands, upstreams: upstreams.child };
+  const apparatus: Apparatus = { redis, ownCommands, upstreamPids: upstreams.pids };
 
   const jwt = await userJwt();
   const connect = (url: string) => connectCall(url, jwt);
@@ -374,8 +377,8 @@ async function main(): Promise<void> {
   // process is the upstreams', so its CPU per request is what one upstream call costs the fake.
   const calls = await upstreamCalls(upstreams);
   const upstreamsOnly = { child: upstreams.child, output: { bytes: 0, lines: 0 } };
-  const starshipAlone = target('upstream Starship alone', upstreamsOnly, calls.starship, { baseline: true });
-  const benjiAlone = target('upstream Benji alone', upstreamsOnly, calls.benji, { baseline: true });
+  const starshipAlone = target('upstream Starship alone', upstreamsOnly, calls.starship, { baseline: true, pids: upstreams.pids });
+  const benjiAlone = target('upstream Benji alone', upstreamsOnly, calls.benji, { baseline: true, pids: upstreams.pids });
 
   const brokerProxies = proxyBrokers.map((config) =>
     target(`${config.name}, proxy`, started(config), proxyCall(started(config).internalUrl), {
@@ -444,13 +447,13 @@ async function main(): Promise<void> {
     ...headroom.map(
       ({ alone, ratio }) =>
         `- ${alone.name}: wrk straight at ${alone.call.method ?? 'GET'} \`${new URL(alone.call.url).pathname}\`, in every round: ` +
-        `${fmt(medianOf(alone, (r) => r.rps))} req/s (median), the fake spending ${fmt(medianOf(alone, (r) => r.mainUs))} µs of its main thread per request; ` +
+        `${fmt(medianOf(alone, (r) => r.rps))} req/s (median), the fake spending ${fmt(medianOf(alone, (r) => r.mainUs))} µs of its workers' main threads per request; ` +
         `**${ratioText(ratio)} the fastest target that calls it**, round by round (required ≥ ${GENERATOR_HEADROOM}×: ${ratio.median >= GENERATOR_HEADROOM ? 'met' : '**not met**'}).`,
     ),
     `- wrk itself: ${fmt(wrkUs([...starshipAlone.runs, ...benjiAlone.runs]))} µs of CPU per request (median of the upstream-alone runs), so its one thread ` +
       `could drive about ${fmt(1e6 / wrkUs([...starshipAlone.runs, ...benjiAlone.runs]))} req/s; while loading the targets it was busy ` +
       `${percent(Math.min(...allRuns.map((r) => r.generatorBusy)))}–${percent(Math.max(...allRuns.map((r) => r.generatorBusy)))} of a core, ` +
-      `the fakes' main thread ${percent(Math.min(...allRuns.map((r) => r.upstreamBusy)))}–${percent(Math.max(...allRuns.map((r) => r.upstreamBusy)))}.`,
+      `the fakes' workers' main threads ${percent(Math.min(...allRuns.map((r) => r.upstreamBusy)))}–${percent(Math.max(...allRuns.map((r) => r.upstreamBusy)))}.`,
   ];
 
   // --- the targets ---
@@ -660,7 +663,7 @@ async function main(): Promise<void> {
       'and wrk sends them in turn from a file (bench/webhook-load.ts), its script counting new, duplicate and other answers; the events per second are the new answers, ' +
       'at most the entries the stream gained (XINFO STREAM entries-added, read once it holds still), over wrk’s duration; redis-server’s CPU per event is beside the broker’s. ' +
       'The receiver runs in the connect-token rounds (the same door). ' +
-      'The upstreams of the throughput runs are bench/lean-upstreams.ts: a Starship login and `GET /api/v1/products`, Benji’s connect, on Node’s own HTTP server, in one process of their own under tsx (the sandbox fakes the tests use record every request and cost a few times more per call; they serve the refresh storm). wrk counts statuses ≥ 400 and socket errors as failures.',
+      'The upstreams of the throughput runs are bench/lean-upstreams.ts: a Starship login and `GET /api/v1/products`, Benji’s connect, on Node’s own HTTP server, served by 2 worker processes (node:cluster) under tsx, whose CPU is added up as the fakes’ (the sandbox fakes the tests use record every request and cost a few times more per call; they serve the refresh storm). wrk counts statuses ≥ 400 and socket errors as failures.',
     `- What each target wrote to its stdout: ${allTargets.map(stdoutOf).join('; ')}.`,
     `- Spans the traced broker exported to the sink over all its runs: ${fmt(otlpSink.stats().exports)} exports, ${mib(otlpSink.stats().bytes / 1024)} ` +
       `(the SDK's batches of at most 512, a queue of 2,048: what does not fit is dropped, not queued).`,
@@ -673,7 +676,7 @@ async function main(): Promise<void> {
     '',
     ratiosTable([...roundRatios, ...cpuRatios]),
     '',
-    'Every run, in the order it ran (wrk CPU and upstreams CPU: seconds of CPU per second of run, of wrk’s process and of the fakes’ main thread):',
+    'Every run, in the order it ran (wrk CPU and upstreams CPU: seconds of CPU per second of run, of wrk’s process and of the fakes’ workers’ main threads):',
     '',
     runsTable([...proxyTargets, starshipAlone]),
     '',

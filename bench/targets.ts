@@ -52,6 +52,8 @@ export interface Upstreams {
   child: ChildProcess;
   starshipUrl: string;
   benjiUrl: string;
+  /** The processes that serve the calls: their CPU is the fakes'. */
+  pids: number[];
   stats(): Promise<UpstreamsStats>;
 }
 
@@ -95,6 +97,7 @@ export async function startUpstreams(name: string, accessTtlS: number, kind: 'le
     child,
     starshipUrl: ready.starshipUrl,
     benjiUrl: ready.benjiUrl,
+    pids: ready.pids ?? [child.pid ?? 0],
     stats: () => {
       const answer = message<UpstreamsStats>(child, 'stats', 5_000);
       child.send({ type: 'stats' });
@@ -223,8 +226,8 @@ export async function startBroker(name: string, upstreams: Upstreams, redisUrl: 
       STARSHIP_PASSWORD: secrets.starshipPassword,
       STARSHIP_REFRESH_BEFORE_S: String(options.refreshBeforeS),
       INTERNAL_API_KEYS: `bench:${secrets.serviceKey}`,
-      // Run as the image runs it: with the NODE_OPTIONS the Dockerfile sets.
-      NODE_OPTIONS: imageNodeOptions(),
+      // Run as the image runs it: with the NODE_OPTIONS (and the rest) the Dockerfile sets.
+      ...imageEnv(),
     },
     options.env,
   );
@@ -270,11 +273,27 @@ function withChanges(env: Record<string, string>, changes: Record<string, string
   return changed;
 }
 
-/** The `ENV NODE_OPTIONS=…` of the Dockerfile's final stage, so the bench measures the shipped runtime. */
-export function imageNodeOptions(): string {
-  const match = /^ENV NODE_OPTIONS=(.+)$/m.exec(readFileSync(`${root}/Dockerfile`, 'utf8'));
-  return match?.[1]?.trim() ?? '';
+/**
+ * The runtime settings of the Dockerfile's final stage (its `ENV NAME=value` lines, but NODE_ENV,
+ * which every target gets), so the bench measures the shipped runtime: the heap flags in
+ * NODE_OPTIONS and glibc's MALLOC_ARENA_MAX.
+ */
+export function imageEnv(): Record<string, string> {
+  const dockerfile = readFileSync(`${root}/Dockerfile`, 'utf8');
+  const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  const env: Record<string, string> = {};
+  for (const [, name, value] of finalStage.matchAll(/^ENV ([A-Z_]+)=(.+)$/gm)) {
+    if (name !== undefined && value !== undefined && name !== 'NODE_ENV') env[name] = value.trim().replace(/^"(.*)"$/, '$1');
+  }
+  return env;
 }
+
+/** The image's NODE_OPTIONS (see imageEnv). */
+export const imageNodeOptions = (): string => imageEnv().NODE_OPTIONS ?? '';
+
+/** A broker's environment changes for running as `npm start` runs it outside the image: none of the image's settings. */
+export const withoutImageEnv = (): Record<string, undefined> =>
+  Object.fromEntries(Object.keys(imageEnv()).map((name) => [name, undefined]));
 
 /**
  * The baselines compiled to JavaScript (types erased, nothing bundled), so that they run under plain

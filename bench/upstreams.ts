@@ -15,6 +15,8 @@ export interface UpstreamsReady {
   type: 'ready';
   starshipUrl: string;
   benjiUrl: string;
+  /** The processes serving the calls, when not this one alone (bench/lean-upstreams.ts runs workers). */
+  pids?: number[];
 }
 
 /** When the fake Starship issued each login and refresh, so the storm can tell lifetimes apart. */

@@ -89,6 +89,8 @@ export async function startUpstreams(name: string, accessTtlS: number, kind: 'le
       BENCH_STARSHIP_API_KEY: secrets.starshipApiKey,
       BENCH_STARSHIP_API_SECRET: secrets.starshipApiSecret,
       BENCH_ACCESS_TTL_S: String(accessTtlS),
+      // How many processes serve the lean fakes (bench/lean-upstreams.ts), when set in the shell.
+      ...(process.env.BENCH_UPSTREAM_WORKERS !== undefined && { BENCH_UPSTREAM_WORKERS: process.env.BENCH_UPSTREAM_WORKERS }),
     },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

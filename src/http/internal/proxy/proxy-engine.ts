@@ -76,8 +76,7 @@ export function proxyRoute({ mountPath, upstream, pool, allow, credential: sourc
     const body = await bufferedBody(req, res);
     const headers = upstreamRequestHeaders(req.headers, req.id);
     // One per call: the upstream's deadline cancels it, and so do we if the service hangs up before
-    // its answer is complete (only then: a cancelled call costs an exception object). The same
-    // listener stops the relay of an answer the caller no longer reads.
+    // its answer is complete (only then: a cancelled call costs an exception object).
     const cancel = new Cancellation();
     res.once('close', () => {
       if (!res.writableFinished) cancel.abort();

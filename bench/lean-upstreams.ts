@@ -1,8 +1,7 @@
 import * as cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './support.js';
 import type { UpstreamsReady, UpstreamsStats } from './upstreams.js';
 
 /**
@@ -23,16 +22,6 @@ export type LeanStats = UpstreamsStats['stats'];
 
 const send = process.send?.bind(process);
 if (send === undefined) throw new Error('bench/lean-upstreams.ts is started by the bench, with an IPC channel');
-
-function freePort(): Promise<number> {
-  const server = createServer();
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    }),
-  );
-}
 
 const reply = <T>(worker: cluster.Worker, ask: string | undefined): Promise<T> =>
   new Promise((resolve) => {

@@ -342,10 +342,17 @@ function starshipAuthProblems(input: Record<string, string>, baseUrl: string | u
   return problems;
 }
 
+/** The longest service key, in bytes: the internal door compares keys as blocks of a fixed size (internal-auth.ts). */
+export const maxServiceKeyBytes = 512;
+
 /** Entries are named by position: what sits where a caller name belongs may be a misplaced key. */
 function callerProblems(keys: Env['INTERNAL_API_KEYS'], adminCallers: Env['INTERNAL_ADMIN_CALLERS'], minKeyLength: number): string[] {
   const problems: string[] = [];
   keys.forEach(({ caller, key }, index) => {
+    if (Buffer.byteLength(key) > maxServiceKeyBytes) {
+      problems.push(`INTERNAL_API_KEYS: entry ${index + 1}: the key must be at most ${maxServiceKeyBytes} bytes`);
+      return;
+    }
     if (key.length >= minKeyLength) return;
     // `<key>:orders` parses as a long "caller" with a short "key": say which way round the pair goes.
     const swapped = caller.length >= minKeyLength ? ' (the form is caller:key, name first)' : '';

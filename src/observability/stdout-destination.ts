@@ -35,7 +35,8 @@ export interface StdoutDestination {
  */
 export function createStdoutDestination(options: StdoutDestinationOptions): StdoutDestination {
   const { stream } = options;
-  const minLength = options.minLength ?? 4096;
+  // A quarter of a Linux pipe's buffer: few writes under load, and a pipe that is read keeps taking them whole.
+  const minLength = options.minLength ?? 16_384;
   const maxPendingLength = options.maxPendingLength ?? 1024 * 1024;
   let pending: string[] = [];
   let pendingLength = 0;

@@ -248,6 +248,10 @@ describe('loadConfig', () => {
       'INTERNAL_API_KEYS: entries 2 and 3 name the same caller',
       'INTERNAL_ADMIN_CALLERS: entry 1 is not a caller in INTERNAL_API_KEYS',
     ]);
+    expect(problems({ ...required, INTERNAL_API_KEYS: `a:${'k'.repeat(513)}` })).toEqual([
+      'INTERNAL_API_KEYS: entry 1: the key must be at most 512 bytes',
+    ]);
+    expect(ok({ ...required, INTERNAL_API_KEYS: `a:${'k'.repeat(512)}` }).internalAuth.keys).toHaveLength(1);
     expect(problems({ ...required, INTERNAL_API_KEYS: `a:${serviceKey},b:${serviceKey}` })).toEqual([
       'INTERNAL_API_KEYS: entries 1 and 2 share one key',
     ]);

@@ -86,7 +86,15 @@ describe.each(modes)('STARSHIP_AUTH=%s', (mode) => {
 
   describe('internal door authentication', () => {
     it('refuses calls without a valid service key, before anything reaches Starship', async () => {
-      for (const header of [undefined, 'Bearer not-a-configured-key-at-all-000', `Basic ${serviceKeys.orders}`]) {
+      const key = serviceKeys.orders;
+      const near = [
+        key.slice(0, -1),
+        `${key}x`,
+        `${key.slice(0, -1)}${key.endsWith('0') ? '1' : '0'}`,
+        `x${key}`,
+        `${key}${'x'.repeat(600)}`,
+      ];
+      for (const header of [undefined, 'Bearer not-a-configured-key-at-all-000', `Basic ${key}`, ...near.map((k) => `Bearer ${k}`)]) {
         const call = request(app()).get('/v1/starship/api/v1/products');
         if (header !== undefined) call.set('authorization', header);
         const res = await call;

@@ -73,7 +73,7 @@ export function proxyRoute({ mountPath, upstream, pool, allow, credential: sourc
       pathFrom = `${mountPath}/${user.raw}`;
     }
     const target = proxyTarget(req.originalUrl, pathFrom, allow);
-    const body = await bufferedBody(req, res);
+    const body = hasBody(req) ? await bufferedBody(req, res) : undefined;
     const headers = upstreamRequestHeaders(req.headers, req.id);
     // One per call: the upstream's deadline cancels it, and so do we if the service hangs up before
     // its answer is complete (only then: a cancelled call costs an exception object).
@@ -128,9 +128,11 @@ function userSegment(originalUrl: string, mountPath: string): { userId: string; 
   return { userId, raw };
 }
 
-/** The request body, or undefined; most proxied calls are GETs without one, which skip the parser. */
+/** Most proxied calls are GETs without a body: they skip the parser, and the wait for it. */
+const hasBody = (req: Request) => req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+
+/** The request body, or undefined when it is empty. */
 async function bufferedBody(req: Request, res: Response): Promise<Buffer | undefined> {
-  if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return undefined;
   await parseBody(rawBody, req, res);
   return Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body : undefined;
 }

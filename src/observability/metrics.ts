@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { CallHistogram } from './call-histogram.js';
 
 /**
  * The broker's Prometheus metrics, in a registry of its own (no global state, so two brokers in one
@@ -62,17 +63,17 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
-  const httpDuration = new Histogram({
+  const httpDuration = new CallHistogram({
     name: 'broker_http_request_duration_seconds',
     help: 'Requests served, by door, route pattern, method, status and internal caller (none on the public door).',
-    labelNames: ['door', 'route', 'method', 'status', 'caller'] as const,
+    labelNames: ['door', 'route', 'method', 'status', 'caller'],
     buckets: latencyBuckets,
     registers: [registry],
   });
-  const upstreamDuration = new Histogram({
+  const upstreamDuration = new CallHistogram({
     name: 'broker_upstream_request_duration_seconds',
     help: 'Calls to Benji and Starship, by operation and outcome (HTTP status, timeout or error).',
-    labelNames: ['upstream', 'operation', 'outcome'] as const,
+    labelNames: ['upstream', 'operation', 'outcome'],
     buckets: latencyBuckets,
     registers: [registry],
   });
@@ -134,8 +135,8 @@ export function createMetrics(): Metrics {
   return {
     registry,
     observeRequest: (door, route, method, status, caller, seconds) =>
-      httpDuration.observe({ door, route, method, status: String(status), caller }, seconds),
-    observe: (upstream, operation, outcome, seconds) => upstreamDuration.observe({ upstream, operation, outcome }, seconds),
+      httpDuration.record([door, route, method, String(status), caller], seconds),
+    observe: (upstream, operation, outcome, seconds) => upstreamDuration.record([upstream, operation, outcome], seconds),
     renewal: (kind, result) => renewals.inc({ kind, result }),
     lockWait: (seconds, outcome) => lockWaits.observe({ outcome }, seconds),
     storeError: (action) => redisErrors.inc({ source: `store_${action.replace(/\s+/g, '_')}` }),

@@ -18,7 +18,7 @@ interface Series {
  * observation, a visible part of a proxied call's cost; `record` takes the values in `labelNames`
  * order, keys the series by their join and finds the bucket by index. It is registered and read
  * like any Histogram: the registry reads `getForPromString` (for /metrics) or `get`, which give
- * the shapes prom-client's own give. Its `observe` is not used: what it records is never read.
+ * the shapes prom-client's own give. prom-client's writers (`observe`, `labels`, …) throw.
  */
 export class CallHistogram extends Histogram<string> {
   private series = new Map<string, Series>();
@@ -33,6 +33,14 @@ export class CallHistogram extends Histogram<string> {
     },
   ) {
     super({ ...config, buckets: [...config.buckets] });
+    // What prom-client's own writers record is never read here: calling one is a mistake, so it says so.
+    for (const name of ['observe', 'startTimer', 'labels', 'zero', 'remove'] as const) {
+      Object.defineProperty(this, name, {
+        value: () => {
+          throw new Error(`CallHistogram ${config.name}: use record(), not ${name}()`);
+        },
+      });
+    }
   }
 
   /** One observation: label values in `labelNames` order (none contains a NUL), and the value. */

@@ -38,3 +38,9 @@ it('starts again from nothing when the registry is reset, and ignores a value th
   observe(['internal', '/x', '500'], 0.2);
   expect(await ours.metrics()).toBe(await theirs.metrics());
 });
+
+it('refuses prom-client’s own writers, whose observations it would never expose', () => {
+  const { subject } = both();
+  expect(() => subject.observe({ door: 'internal' }, 1)).toThrow(/use record\(\)/);
+  expect(() => subject.labels('internal', '/x', '200')).toThrow(/use record\(\)/);
+});

@@ -78,6 +78,8 @@ export interface FakeStarshipStats {
   refreshReuses: number;
   apiCalls: number;
   logouts: number;
+  /** Bytes of `GET /api/v1/large` answers produced so far: only as fast as the reader takes them. */
+  largeBytes: number;
 }
 
 export interface FakeStarship {
@@ -161,6 +163,7 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
     refreshReuses: 0,
     apiCalls: 0,
     logouts: 0,
+    largeBytes: 0,
   };
   const faults: Record<FaultTarget, Fault[]> = { login: [], refresh: [], logout: [], api: [] };
   const accessTokens = new Map<string, AccessRecord>();
@@ -351,7 +354,7 @@ export async function startFakeStarship(options: FakeStarshipOptions): Promise<F
         return send(res, 400, { error: { name: 'BadRequest', code: 400, message: 'bytes must be an integer from 0 to 1 GiB' } }, echoId);
       }
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(bytes), ...echoId });
-      return pipeline(Readable.from(largeBody(bytes)), res).catch(() => undefined);
+      return pipeline(Readable.from(largeBody(bytes, (length) => (stats.largeBytes += length))), res).catch(() => undefined);
     }
     return send(res, 404, NOT_FOUND, echoId);
   }
@@ -450,13 +453,14 @@ function isFilled(value: unknown): value is string {
   return typeof value === 'string' && value !== '';
 }
 
-function* largeBody(total: number): Generator<Buffer> {
+function* largeBody(total: number, produced: (bytes: number) => void): Generator<Buffer> {
   // One period-aligned pattern buffer; every chunk is a view into it starting at its offset mod 251.
   const pattern = Buffer.alloc(LARGE_CHUNK_BYTES + 251);
   for (let i = 0; i < pattern.length; i++) pattern[i] = largeBodyByte(i);
   for (let offset = 0; offset < total; offset += LARGE_CHUNK_BYTES) {
     const length = Math.min(LARGE_CHUNK_BYTES, total - offset);
     const start = offset % 251;
+    produced(length);
     yield pattern.subarray(start, start + length);
   }
 }

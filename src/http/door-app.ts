@@ -30,26 +30,39 @@ export interface BaseAppOptions {
  * Security headers for a JSON API, after OWASP's REST Security Cheat Sheet rather than helmet's
  * defaults, which are written for HTML pages (a CSP for scripts and styles, COOP, DNS prefetching,
  * IE8 downloads, Flash policies): every header is paid for on every answer, proxied ones included.
- * The public door answers browsers: nothing may frame or run its answers, and HTTPS is sticky. The
- * internal door answers services, never browsers: only `nosniff` means anything there, set directly.
+ * The public door answers browsers: nothing may frame or run its answers, and HTTPS is sticky.
  */
-const securityHeaders: Record<Door, RequestHandler> = {
-  public: helmet({
-    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-    xFrameOptions: { action: 'deny' },
-    crossOriginOpenerPolicy: false,
-    originAgentCluster: false,
-    xDnsPrefetchControl: false,
-    xDownloadOptions: false,
-    xPermittedCrossDomainPolicies: false,
-    xXssProtection: false,
-  }),
-  // helmet with everything else turned off is this one header behind four calls per request.
-  internal: (_req, res, next) => {
-    res.setHeader('x-content-type-options', 'nosniff');
-    next();
-  },
-};
+const publicHeaders = helmet({
+  contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+  xFrameOptions: { action: 'deny' },
+  crossOriginOpenerPolicy: false,
+  originAgentCluster: false,
+  xDnsPrefetchControl: false,
+  xDownloadOptions: false,
+  xPermittedCrossDomainPolicies: false,
+  xXssProtection: false,
+});
+
+/**
+ * The security headers, then `observe` (request id, log line, metrics), as one layer: Express's
+ * router pays for every layer on every request (its matching, the closures of `next`). The internal
+ * door answers services, never browsers: only `nosniff` means anything there, set directly (helmet
+ * with everything else off is that one header behind four calls).
+ */
+function securedAndObserved(door: Door, observe: RequestHandler): RequestHandler {
+  if (door === 'internal') {
+    return (req, res, next) => {
+      res.setHeader('x-content-type-options', 'nosniff');
+      void observe(req, res, next);
+    };
+  }
+  return (req, res, next) => {
+    void publicHeaders(req, res, (error?: unknown) => {
+      if (error === undefined || error === null) void observe(req, res, next);
+      else next(error);
+    });
+  };
+}
 
 /**
  * One door: security headers, request ids and logs, then the door's own routes (first, because
@@ -65,8 +78,7 @@ export function createDoorApp(
   app.disable('x-powered-by');
   app.set('etag', false);
   if (trustProxy !== undefined) app.set('trust proxy', trustProxy);
-  app.use(securityHeaders[door]);
-  app.use(requestObservation({ logger, door, metrics, tracing }));
+  app.use(securedAndObserved(door, requestObservation({ logger, door, metrics, tracing })));
 
   mountRoutes(app);
 

@@ -438,6 +438,30 @@ describe.each(modes)('STARSHIP_AUTH=%s', (mode) => {
       }
     });
 
+    it('a caller reading slowly slows Starship down: the answer is never piled up in the broker', async () => {
+      const server = await listening(subject);
+      try {
+        const size = 64 * 1024 * 1024;
+        const caller = call(server.port, `/v1/starship/api/v1/large?bytes=${size}`);
+        caller.on('error', () => undefined);
+        const response = await new Promise<IncomingMessage>((resolve) => caller.once('response', resolve));
+        response.pause();
+        const before = starship.stats.largeBytes;
+        // Socket buffers on three hops hold a few MiB; a relay that ignored them would take it all.
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        const held = starship.stats.largeBytes - before;
+        expect(held).toBeLessThan(16 * 1024 * 1024);
+
+        let received = 0;
+        response.on('data', (chunk: Buffer) => (received += chunk.length));
+        response.resume();
+        await new Promise((resolve) => response.once('end', resolve));
+        expect(received).toBe(size);
+      } finally {
+        await server.close();
+      }
+    });
+
     it('Starship breaking off mid-answer cuts the caller’s answer short and is logged as a failure', async () => {
       const server = await listening(subject);
       try {

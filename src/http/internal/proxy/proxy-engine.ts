@@ -138,21 +138,29 @@ async function bufferedBody(req: Request, res: Response): Promise<Buffer | undef
 }
 
 /**
- * Streams the upstream's answer to the caller, never buffering it. Plain `pipe` rather than
- * stream.pipeline: pipeline makes and aborts an AbortController (an exception object) per call,
- * a measurable cost on the hot path. Ends when the answer is delivered or the caller hangs up;
- * rejects when the upstream's stream breaks (the caller's answer is then cut short).
+ * Streams the upstream's answer to the caller, never buffering it: a chunk the caller's socket will
+ * not take yet pauses the upstream until it drains. By hand rather than `pipe` (eight listeners
+ * and its state per call) or stream.pipeline (an AbortController, thrown away, per call): both are
+ * paid on every proxied call. Ends when the answer is delivered or the caller hangs up; rejects when
+ * the upstream's stream breaks (the caller's answer is then cut short).
  */
 function relay(body: Readable, res: Response): Promise<void> {
   return new Promise((resolve, reject) => {
+    const resume = () => body.resume();
+    body.on('data', (chunk: Buffer) => {
+      if (!res.write(chunk)) body.pause();
+    });
+    body.once('end', () => res.end());
     body.once('error', (error) => {
       res.destroy();
       reject(error);
     });
+    res.on('drain', resume);
     res.once('close', () => {
+      res.off('drain', resume);
+      // The caller left early: stop reading (a destroyed stream emits no more data).
       if (!res.writableFinished) body.destroy();
       resolve();
     });
-    body.pipe(res);
   });
 }

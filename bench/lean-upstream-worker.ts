@@ -24,7 +24,16 @@ const benjiKey = env('BENCH_BENJI_API_KEY');
 const accessTtlMs = Number(env('BENCH_ACCESS_TTL_S')) * 1000;
 
 const bearerPrefix = `Bearer ${env('LEAN_TOKEN_PREFIX')}`;
-const stats: LeanStats = { logins: 0, loginFailures: 0, refreshes: 0, refreshFailures: 0, refreshReuses: 0, apiCalls: 0, logouts: 0 };
+const stats: LeanStats = {
+  logins: 0,
+  loginFailures: 0,
+  refreshes: 0,
+  refreshFailures: 0,
+  refreshReuses: 0,
+  apiCalls: 0,
+  logouts: 0,
+  largeBytes: 0,
+};
 const products = Buffer.from(JSON.stringify(FAKE_STARSHIP_PRODUCTS));
 const unauthorized = Buffer.from(JSON.stringify({ error: 'Unauthorized', message: 'Invalid or expired token' }));
 

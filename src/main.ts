@@ -1,4 +1,5 @@
 import './require-node.js';
+import './gc-settings.js';
 import { readFileSync } from 'node:fs';
 import { parseCommandLine, usage } from './command-line.js';
 import { createBroker } from './compose.js';

@@ -332,10 +332,11 @@ export async function startBaseline(
   file: string,
   env: Record<string, string>,
   ready: (url: string) => Call,
+  nodeArgs: string[] = [],
 ): Promise<Baseline> {
   compileBaselines();
   const port = await freePort();
-  const child = startService(name, process.execPath, [`${baselinesDir}/${file.replace(/\.ts$/, '.js')}`], {
+  const child = startService(name, process.execPath, [...nodeArgs, `${baselinesDir}/${file.replace(/\.ts$/, '.js')}`], {
     env: { ...baseEnv, ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });

@@ -10,7 +10,7 @@ import { setFlagsFromString } from 'node:v8';
  * to alive through every scavenge until the next full collection, so those are promoted too, their
  * sites look long-lived in turn, and the process stays that way for life: slow scavenges and
  * frequent full collections. Whether a process falls into that state is luck, so two runs of the
- * same code differed by far more than any change to it (bench/README.md, "Third pass").
+ * same code differed by far more than any change to it (bench/README.md, "Fourth pass").
  *
  * The broker's long-lived objects are few and made at start-up, so pretenuring has nothing to win
  * here. The collector reads the flag at every collection, so setting it now takes effect; NODE_OPTIONS

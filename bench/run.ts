@@ -704,7 +704,7 @@ async function main(): Promise<void> {
     '',
     `Total time (build excluded): ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`,
     '',
-    'Reproduce: `npm run bench` (needs `wrk` and `redis-server` on PATH and free loopback ports; about 10 minutes with the build at 5 rounds, 11 at 7). ' +
+    'Reproduce: `npm run bench` (needs `wrk` and `redis-server` on PATH and free loopback ports; about 10½ minutes at 7 rounds, the build included). ' +
       'It exits 0 when a target is missed (the table says FAIL) and non-zero when the apparatus itself breaks; ' +
       'when the apparatus check is not met, this report is still written, saying so at its top, and the run exits 1. ' +
       `\`BENCH_ROUNDS=n\` changes the number of rounds (${rounds} by default here, at least 2).`,

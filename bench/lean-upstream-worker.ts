@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { FAKE_STARSHIP_PRODUCTS } from '../sandbox/fake-starship.js';
 import type { LeanStats } from './lean-upstreams.js';
+import { createRawServer, response, type RawRequest } from './raw-http.js';
 
 /**
  * One worker of bench/lean-upstreams.ts: both fakes, on the ports the primary chose (node:cluster
@@ -34,22 +34,13 @@ const stats: LeanStats = {
   logouts: 0,
   largeBytes: 0,
 };
-const products = Buffer.from(JSON.stringify(FAKE_STARSHIP_PRODUCTS));
-const unauthorized = Buffer.from(JSON.stringify({ error: 'Unauthorized', message: 'Invalid or expired token' }));
-
-function reply(res: ServerResponse, status: number, body: Buffer): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
-  res.end(body);
-}
-
-function body(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
+const products = response({ status: 200, body: Buffer.from(JSON.stringify(FAKE_STARSHIP_PRODUCTS)) });
+const unauthorized = response({
+  status: 401,
+  body: Buffer.from(JSON.stringify({ error: 'Unauthorized', message: 'Invalid or expired token' })),
+});
+const notFound = response({ status: 404, body: Buffer.from('{"error":"not_found"}') });
+const unauthorizedPartner = response({ status: 401, body: Buffer.from('{"error":"unauthorized_partner"}') });
 
 /**
  * The API-key runs: key, secret and a signature of the right form. The HMAC itself is checked by
@@ -57,35 +48,35 @@ function body(req: IncomingMessage): Promise<Buffer> {
  * shared machine that the Bearer runs, and a real Starship on its own hosts, do not take.
  */
 const signature = /^t=\d+,v1=[0-9a-f]{64}$/;
-const keyAndSecretSigned = (req: IncomingMessage) =>
-  req.headers['x-api-key'] === apiKey.key &&
-  req.headers['x-api-secret'] === apiKey.secret &&
-  signature.test(String(req.headers['x-signature']));
+const keyAndSecretSigned = (headers: RawRequest['headers']) =>
+  headers['x-api-key'] === apiKey.key && headers['x-api-secret'] === apiKey.secret && signature.test(headers['x-signature'] ?? '');
 
-// The proxied calls are answered at once, their (empty or ignored) bodies left to Node, which
-// discards what a handler did not read before the next request on the connection: the fakes must
-// cost as little as they can, so that wrk against them alone outruns every target (run.ts checks).
-const starship = createServer(async (req, res) => {
-  const url = req.url ?? '/';
-  if (req.method === 'GET' && url === '/api/v1/products') {
+// The proxied calls are answered with a response built once: the fakes must cost as little as they
+// can, so that wrk against them alone outruns every target (run.ts checks).
+const starship = createRawServer(({ method, url, headers, body }) => {
+  if (method === 'GET' && url === '/api/v1/products') {
     stats.apiCalls++;
-    const bearer = req.headers.authorization;
-    const allowed = bearer !== undefined ? bearer.startsWith(bearerPrefix) : keyAndSecretSigned(req);
-    return reply(res, allowed ? 200 : 401, allowed ? products : unauthorized);
+    const bearer = headers.authorization;
+    const allowed = bearer !== undefined ? bearer.startsWith(bearerPrefix) : keyAndSecretSigned(headers);
+    return allowed ? products : unauthorized;
   }
-  if (req.method === 'POST' && url === '/auth/login') {
-    const sent = JSON.parse((await body(req)).toString('utf8')) as { username?: string; password?: string };
+  if (method === 'POST' && url === '/auth/login') {
+    let sent: { username?: unknown; password?: unknown } = {};
+    try {
+      sent = JSON.parse(body.toString('utf8')) as typeof sent;
+    } catch {
+      // counted as a failed login below
+    }
     if (sent.username !== login.username || sent.password !== login.password) {
       stats.loginFailures++;
-      return reply(res, 401, unauthorized);
+      return unauthorized;
     }
     stats.logins++;
     const token = `${bearerPrefix.slice('Bearer '.length)}${randomBytes(24).toString('hex')}`;
     const now = Date.now();
-    return reply(
-      res,
-      200,
-      Buffer.from(
+    return response({
+      status: 200,
+      body: Buffer.from(
         JSON.stringify({
           access_token: token,
           refresh_token: `rt_${randomBytes(24).toString('hex')}`,
@@ -94,19 +85,18 @@ const starship = createServer(async (req, res) => {
           client_id: 123456,
         }),
       ),
-    );
+    });
   }
-  reply(res, 404, Buffer.from('{"error":"not_found"}'));
+  return notFound;
 });
 
-const benji = createServer((req, res) => {
-  if (req.method !== 'POST' || req.url !== '/auth/connect') return reply(res, 404, Buffer.from('{"error":"not_found"}'));
-  if (req.headers['x-api-key'] !== benjiKey) return reply(res, 401, Buffer.from('{"error":"unauthorized_partner"}'));
-  reply(
-    res,
-    200,
-    Buffer.from(JSON.stringify({ code: 'ok', data: { token: randomUUID(), connect_url: 'https://connect.example/hosted' } })),
-  );
+const benji = createRawServer(({ method, url, headers }) => {
+  if (method !== 'POST' || url !== '/auth/connect') return notFound;
+  if (headers['x-api-key'] !== benjiKey) return unauthorizedPartner;
+  return response({
+    status: 200,
+    body: Buffer.from(JSON.stringify({ code: 'ok', data: { token: randomUUID(), connect_url: 'https://connect.example/hosted' } })),
+  });
 });
 
 const listen = (server: typeof starship, port: string) => new Promise<void>((resolve) => server.listen(Number(port), '127.0.0.1', resolve));

@@ -6,8 +6,8 @@ import type { UpstreamsReady, UpstreamsStats } from './upstreams.js';
 
 /**
  * The upstreams of the throughput runs: just what those runs call (a Starship login and
- * `GET /api/v1/products`, Benji's `POST /auth/connect`), as lean as Node's own HTTP server lets
- * them be, so that the upstream is never what bounds a target. The sandbox fakes record every
+ * `GET /api/v1/products`, Benji's `POST /auth/connect`), answered over plain sockets
+ * (bench/raw-http.ts), so that the upstream is never what bounds a target. The sandbox fakes record every
  * request and model every fault, which costs them a few times more per call than a target spends;
  * they stay the upstreams of the refresh storm, which counts logins and refreshes, not req/s.
  *

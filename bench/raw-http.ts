@@ -4,13 +4,13 @@ import { createServer, type Server, type Socket } from 'node:net';
  * The HTTP/1.1 server of the lean fakes, on a plain TCP socket: just what the bench's clients send
  * (wrk, and undici in the broker and the baselines: requests with a Content-Length body or none,
  * kept alive, possibly pipelined), answered with whole responses the handler builds. Node's own
- * HTTP server costs a request objects, a response object and their streams per call; here a call
- * is a slice of the socket's bytes and one write, which is what lets wrk against a fake alone
- * outrun the fastest target by the margin the apparatus check asks (bench/README.md).
+ * HTTP server costs a request object, a response object and their streams per call; here a call is
+ * a slice of the socket's bytes and one write, which keeps the fakes' CPU far below any target's
+ * (the apparatus check, bench/README.md).
  *
- * Anything outside that subset (chunked bodies, a header block over 64 KiB, a malformed request
- * line) is answered 400 and the connection closed, so a change in a client shows up as failed
- * requests in the report, never as a fake that hangs.
+ * Anything outside that subset (chunked bodies, a header block over 64 KiB, a body over 1 MiB, a
+ * malformed request line) is answered 400 and the connection closed, so a change in a client shows
+ * up as failed requests in the report, never as a fake that hangs.
  */
 export interface RawRequest {
   method: string;
@@ -28,6 +28,7 @@ export interface RawReply {
 }
 
 const MAX_HEAD = 64 * 1024;
+const MAX_BODY = 1024 * 1024;
 const reasons: Record<number, string> = { 200: 'OK', 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found' };
 
 /** A whole response; one worked out ahead of time can be handed back as it is, for every call. */
@@ -63,7 +64,7 @@ function serve(socket: Socket, handle: (request: RawRequest) => Buffer): void {
         break;
       }
       const length = Number(parsed.headers['content-length'] ?? 0);
-      if (parsed.headers['transfer-encoding'] !== undefined || !Number.isSafeInteger(length) || length < 0) {
+      if (parsed.headers['transfer-encoding'] !== undefined || !Number.isSafeInteger(length) || length < 0 || length > MAX_BODY) {
         close = fail(replies);
         break;
       }

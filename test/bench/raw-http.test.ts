@@ -68,11 +68,12 @@ describe('bench raw-http', () => {
     expect(seen[2]?.body.toString()).toBe('0123456789');
   });
 
-  it('refuses a chunked body, a malformed request line and an endless header block with 400, then closes', async () => {
+  it('refuses a chunked body, a malformed request line, an endless header block and a body over 1 MiB with 400, then closes', async () => {
     for (const pieces of [
       ['POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
       ['NONSENSE\r\n\r\n'],
       ['GET /d HTTP/1.1\r\n', `x-filler: ${'a'.repeat(70 * 1024)}`],
+      ['POST /g HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n{'],
     ]) {
       const text = await exchange(pieces, /$^/);
       expect(text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);

@@ -465,7 +465,7 @@ async function main(): Promise<void> {
         `- ${alone.name}: wrk straight at ${alone.call.method ?? 'GET'} \`${new URL(alone.call.url).pathname}\`, in every round, against the fastest target that calls it in that round: ` +
         `wrk's one thread, at ${fmt(medianOf(alone, wrkUsOf))} µs of CPU per request, could drive **${ratioText(generator)}** (${verdict(generator)}); ` +
         `the fake's ${workers} workers, at ${fmt(medianOf(alone, (r) => r.mainUs))} µs of a main thread per request, could serve **${ratioText(fake)}** (${verdict(fake)}); ` +
-        `together, sharing the 2 cores, they reached ${fmt(medianOf(alone, (r) => r.rps))} req/s, ${ratioText(reached)} (reported).`,
+        `together, sharing the machine's ${os.cpus().length} cores, they reached ${fmt(medianOf(alone, (r) => r.rps))} req/s, ${ratioText(reached)} (reported).`,
     ),
     `- While loading the targets wrk was busy ${percent(Math.min(...allRuns.map((r) => r.generatorBusy)))}–${percent(Math.max(...allRuns.map((r) => r.generatorBusy)))} of a core, ` +
       `the fakes' workers' main threads ${percent(Math.min(...allRuns.map((r) => r.upstreamBusy)))}–${percent(Math.max(...allRuns.map((r) => r.upstreamBusy)))} (added up).`,

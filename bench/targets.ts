@@ -229,7 +229,7 @@ export async function startBroker(name: string, upstreams: Upstreams, redisUrl: 
       STARSHIP_REFRESH_BEFORE_S: String(options.refreshBeforeS),
       INTERNAL_API_KEYS: `bench:${secrets.serviceKey}`,
       // Run as the image runs it: with the NODE_OPTIONS (and the rest) the Dockerfile sets.
-      ...onThisMachine(imageEnv()),
+      ...imageEnv(),
     },
     options.env,
   );
@@ -261,9 +261,27 @@ export async function startBroker(name: string, upstreams: Upstreams, redisUrl: 
     ]);
     return statuses.every((status) => status === 200);
   });
+  requirePreloaded(name, child.pid ?? 0, env.LD_PRELOAD);
   // One proxied call: the broker has its Starship session before anything is measured.
   await waitFor(`${name} proxy`, async () => (await statusOf({ url: broker.internalUrl + PROXY_PATH, headers: serviceAuth })) === 200);
   return broker;
+}
+
+/**
+ * ld.so ignores a preload it cannot find, with one line on stderr, and the bench would then measure
+ * glibc's malloc as the image's allocator: a broker that runs without the library the image
+ * preloads (LD_PRELOAD in the Dockerfile) stops the bench instead.
+ */
+function requirePreloaded(name: string, pid: number, preload: string | undefined): void {
+  if (preload === undefined) return;
+  const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
+  for (const library of preload.split(/[\s:]+/).filter((entry) => entry !== '')) {
+    if (!maps.includes(`/${library.slice(library.lastIndexOf('/') + 1)}`)) {
+      throw new Error(
+        `${name} runs without ${library}, which the image preloads (LD_PRELOAD in the Dockerfile): apt-get install libmimalloc2.0`,
+      );
+    }
+  }
 }
 
 function withChanges(env: Record<string, string>, changes: Record<string, string | undefined> = {}): Record<string, string> {
@@ -288,28 +306,6 @@ export function imageEnv(): Record<string, string> {
     if (name !== undefined && value !== undefined && name !== 'NODE_ENV') env[name] = value.trim().replace(/^"(.*)"$/, '$1');
   }
   return env;
-}
-
-/**
- * The image's settings with its paths made this machine's: the image links the allocator it
- * preloads to one path on every architecture (see the Dockerfile); here the same Debian package
- * has it under the multiarch directory. A preload that is missing would be ignored by ld.so with a
- * line on stderr, and the bench would measure glibc's malloc as the image's: it stops instead.
- */
-function onThisMachine(env: Record<string, string>): Record<string, string> {
-  const preload = env.LD_PRELOAD;
-  if (preload === undefined || existsSync(preload)) return env;
-  const name = preload.slice(preload.lastIndexOf('/') + 1);
-  const here = readdirSync('/usr/lib', { withFileTypes: true })
-    .filter((entry) => entry.isDirectory() && entry.name.endsWith('-linux-gnu'))
-    .map((entry) => `/usr/lib/${entry.name}/${name}`)
-    .find((path) => existsSync(path));
-  if (here === undefined) {
-    throw new Error(
-      `the image preloads ${preload} (LD_PRELOAD in the Dockerfile) and this machine has no ${name}: apt-get install libmimalloc2.0`,
-    );
-  }
-  return { ...env, LD_PRELOAD: here };
 }
 
 /** The image's NODE_OPTIONS (see imageEnv). */

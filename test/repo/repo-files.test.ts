@@ -153,6 +153,17 @@ describe('container files', () => {
     expect(JSON.parse(read('package.json')).scripts.start).toBe('exec node dist/main.js');
   });
 
+  it('Dockerfile: the product image preloads mimalloc by a bare library name, from a package its own stage installs', () => {
+    // ld.so ignores a preload it cannot find (one line on stderr), and the image would run on
+    // glibc's malloc unnoticed; a name without a slash is found in any architecture's library dir.
+    const finalStage = read('Dockerfile').slice(read('Dockerfile').lastIndexOf('\nFROM '));
+    const preload = /^ENV LD_PRELOAD=(\S+)$/m.exec(finalStage)?.[1];
+    expect(preload).toBe('libmimalloc.so.2');
+    expect(finalStage).toMatch(/^RUN apt-get update && apt-get install -y --no-install-recommends libmimalloc2\.0 /m);
+    expect(finalStage.indexOf('libmimalloc2.0')).toBeLessThan(finalStage.indexOf('ENV LD_PRELOAD='));
+    expect(finalStage).not.toContain('MALLOC_ARENA_MAX');
+  });
+
   it('docker-compose.yml: redis with a healthcheck; the broker (profile live) and the demo (profile sandbox) wait for it', () => {
     type Service = {
       profiles?: string[];
